@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both build .venv from pinned versions.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: run test install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet pip==26.3
+	# torch first and exactly pinned: this resolves to the local CPU wheel, never the CUDA stack.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[ray,test]"
+	touch $@
+
+run: $(STAMP)
+	dvc repro
+	$(PY) -m flows.cli where
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV)

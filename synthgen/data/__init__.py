@@ -1,0 +1,9 @@
+"""Dataset sources (shapes, digits, imagefolder, webdataset, mnist, cifar10), safe decoding and `prepare`.
+
+`prepare_dataset` lives in `synthgen.data.prepare`; it is not imported here so that reading a
+source does not pull in the shard store.
+"""
+from synthgen.data.shapes import render_shapes
+from synthgen.data.sources import DataSourceError, Rejection, Source, SourceItem, open_source
+
+__all__ = ["DataSourceError", "Rejection", "Source", "SourceItem", "open_source", "render_shapes"]

@@ -1,0 +1,132 @@
+"""Write WebDataset shards: `{prefix}-{index:06d}.tar` plus a Parquet index per shard.
+
+A sample is `<key>.<format>` (the encoded image), `<key>.cls` (the integer label) and
+`<key>.json` (its metadata row). A shard is published by renaming its finished temporary file,
+after its index: a `.tar` under its final name is always complete.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from synthgen.atomic import atomic_open, sha256_bytes
+from synthgen.shards.index import rows_to_table, write_parquet
+from synthgen.shards.keys import check_key
+from synthgen.shards.manifest import finish_dataset
+from synthgen.shards.tar import HashingWriter, add_member, open_tar
+
+IMAGE_FORMATS = ("png", "webp", "jpg")
+
+
+@dataclass(frozen=True)
+class ShardSample:
+    key: str
+    image: bytes  # encoded image bytes
+    label: int
+    class_name: str
+    width: int
+    height: int
+    format: str  # png | webp | jpg
+    meta: dict[str, Any] = field(default_factory=dict)  # stage-specific fields: Parquet columns too
+
+
+def shard_name(prefix: str, index: int) -> str:
+    return f"{prefix}-{index:06d}.tar"
+
+
+def sample_row(sample: ShardSample, shard: str, position: int) -> dict[str, Any]:
+    if sample.format not in IMAGE_FORMATS:
+        raise ValueError(f"image format {sample.format!r} is not one of {IMAGE_FORMATS}")
+    row = dict(
+        key=check_key(sample.key), shard=shard, index=position, label=int(sample.label),
+        class_name=sample.class_name, sha256=sha256_bytes(sample.image),
+        width=int(sample.width), height=int(sample.height), format=sample.format,
+    )
+    clash = row.keys() & sample.meta.keys()
+    if clash:
+        raise ValueError(f"sample meta may not override base columns: {sorted(clash)}")
+    return row | sample.meta
+
+
+def write_shard(path: str | Path, samples: Iterable[ShardSample]) -> dict[str, Any]:
+    """Write one complete shard and its index atomically; return its manifest entry."""
+    path = Path(path)
+    rows: list[dict] = []
+    with atomic_open(path) as f:
+        sink = HashingWriter(f)
+        with open_tar(sink) as tar:
+            for sample in samples:
+                row = sample_row(sample, path.name, len(rows))
+                if rows and row.keys() != rows[0].keys():
+                    raise ValueError(f"sample {sample.key!r} has different meta fields from the shard's first")
+                add_member(tar, f"{sample.key}.{sample.format}", sample.image)
+                add_member(tar, f"{sample.key}.cls", str(row["label"]).encode())
+                add_member(tar, f"{sample.key}.json", json.dumps(row, sort_keys=True).encode())
+                rows.append(row)
+        if not rows:
+            raise ValueError(f"refusing to write an empty shard {path.name}")
+        if len({r["key"] for r in rows}) != len(rows):
+            raise ValueError(f"duplicate keys in shard {path.name}")
+        # The index is published first: a visible .tar always has its index beside it.
+        write_parquet(path.with_suffix(".parquet"), rows_to_table(rows))
+    return {
+        "name": path.name,
+        "index": path.with_suffix(".parquet").name,
+        "count": len(rows),
+        "bytes": sink.bytes,
+        "sha256": sink.hexdigest(),
+    }
+
+
+class ShardWriter:
+    """Roll samples into shards of at most `max_count` samples (and `max_bytes` of images)."""
+
+    def __init__(self, folder: str | Path, prefix: str, max_count: int = 1000,
+                 max_bytes: int | None = None, image_format: str = "png", start_index: int = 0):
+        self.folder, self.prefix = Path(folder), prefix
+        self.max_count, self.max_bytes, self.image_format = max_count, max_bytes, image_format
+        self.next_index = start_index
+        self.shards: list[dict[str, Any]] = []
+        self._pending: list[ShardSample] = []
+        self._pending_bytes = 0
+        self._keys: set[str] = set()
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, sample: ShardSample) -> None:
+        if sample.key in self._keys:
+            raise ValueError(f"duplicate sample key {sample.key!r}")
+        if sample.format != self.image_format:
+            raise ValueError(f"sample {sample.key!r} is {sample.format}, this writer writes {self.image_format}")
+        self._keys.add(check_key(sample.key))
+        self._pending.append(sample)
+        self._pending_bytes += len(sample.image)
+        full = len(self._pending) >= self.max_count
+        if full or (self.max_bytes is not None and self._pending_bytes >= self.max_bytes):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        path = self.folder / shard_name(self.prefix, self.next_index)
+        self.shards.append(write_shard(path, self._pending))
+        self.next_index += 1
+        self._pending, self._pending_bytes = [], 0
+
+    @property
+    def count(self) -> int:
+        return len(self._keys)
+
+    def finish_dataset(self, config: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict:
+        """Flush, then write `metadata.parquet` and `manifest.json` (last) for this folder."""
+        self.flush()
+        return finish_dataset(self.folder, self.shards, config=config, extra=extra)
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+
