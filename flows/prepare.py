@@ -15,7 +15,7 @@ def prepare(params_path: str = "params.yaml", overrides: list[str] | None = None
     params = load_params(params_path, overrides or [])
     summary = prepare_dataset_task(params.data, out)
     write_resolved(params, out)
-    print(f"prepared {summary}")
+    print(f"prepared {summary['written']} from {summary['seen']} inputs; rejected {summary['rejected']}")
     return summary
 
 

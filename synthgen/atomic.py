@@ -7,9 +7,11 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
-TMP_MARK = ".tmp-"  # every in-flight file carries this in its name, so leftovers are easy to sweep
+TMP_MARK = ".tmp-"
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # every in-flight file carries this in its name, so leftovers are easy to sweep
 
 
 @contextmanager
@@ -18,6 +20,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryIO]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get the usual permissions
     try:
         with os.fdopen(fd, mode) as f:
             yield f

@@ -45,7 +45,7 @@ class DataConfig(Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # share of images held out for validation, chosen by a hash of each key
     images_per_shard: int = Field(1000, ge=1, le=100_000)  # samples per tar shard
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding inside the shards; png is lossless
-    max_image_pixels: int = Field(64_000_000, ge=1)  # images with more pixels (width x height) are rejected as decompression bombs
+    max_image_pixels: int = Field(64_000_000, ge=1, le=89_478_485)  # images with more pixels (width x height) are rejected as decompression bombs; at most Pillow's own limit
     min_image_size: int = Field(0, ge=0)  # images whose shorter side is below this are rejected; 0 keeps all
     label_field: str = Field("cls", pattern=r"^[A-Za-z0-9_.-]+$")  # webdataset member extension that holds the label (an integer or a class name)
     include_test: bool = False  # mnist/cifar10: also read the t10k / test_batch files

@@ -61,8 +61,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ()):
-    """Read, override and validate the params file. Raises ConfigError (one line) on any mistake."""
+def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = (), check_paths: bool = True):
+    """Read, override and validate the params file. Raises ConfigError (one line) on any mistake.
+
+    `check_paths=False` skips checking that input files exist (a GPU box that never sees raw data).
+    """
     from synthgen.config.params import Params
 
     path = Path(path)
@@ -70,7 +73,7 @@ def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ())
     for assignment in overrides:
         apply_override(data, assignment)
     try:
-        return Params.model_validate(data)
+        return Params.model_validate(data, context={"check_paths": check_paths})
     except ValidationError as e:
         raise ConfigError(describe_error(e, str(path))) from None
 

@@ -1,16 +1,21 @@
 """A procedural toy dataset: coloured shapes on varied backgrounds, deterministic from a seed.
 
 Each class is a (colour, shape) pair. Position, size, rotation, a soft shading across the shape,
-the shape's exact tint and the background (flat or a two-colour gradient, always low-saturation so
-it never resembles any class colour) vary per image. Shapes are drawn as a mask at 4x the output
-resolution and box-filtered down, so edges are antialiased like a photographed object.
+the shape's exact tint and the background vary per image. Backgrounds are flat or a two-colour
+gradient of low-saturation colours (greys, beiges, slates), each at least MIN_BACKGROUND_DISTANCE
+from the shape's colour. Shapes are drawn as a mask at 4x the output resolution and box-filtered
+down, so edges are antialiased like a photographed object.
 """
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from synthgen.config.data import DataConfig
+from synthgen.data.sources import Source, SourceItem
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {  # base RGB of each class colour; each image jitters it a little
@@ -57,7 +62,7 @@ def _background(rng: np.random.Generator, resolution: int, shape_colour: np.ndar
     second = _background_colour(rng, shape_colour) if rng.random() < 0.6 else first
     theta = rng.uniform(0, 2 * math.pi)
     ys, xs = np.mgrid[0:resolution, 0:resolution] / max(resolution - 1, 1)
-    ramp = (xs * math.cos(theta) + ys * math.sin(theta))
+    ramp = xs * math.cos(theta) + ys * math.sin(theta)
     ramp = (ramp - ramp.min()) / max(ramp.max() - ramp.min(), 1e-6)
     return first + ramp[..., None] * (second - first)
 
@@ -79,8 +84,8 @@ def _render_one(rng: np.random.Generator, resolution: int, shape: str, colour: s
     return np.clip(image.round(), 0, 255).astype(np.uint8)
 
 
-def render_shapes(num_images: int, resolution: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Render `num_images` images: (N, H, W, 3) uint8 pixels, int64 labels, and the class names.
+def iter_shapes(num_images: int, resolution: int, seed: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Yield (pixels (H, W, 3) uint8, label) one image at a time; `render_shapes` collects these.
 
     Labels are balanced (each class appears N // K or N // K + 1 times) in a seeded order;
     the same (num_images, resolution, seed) always gives the same bytes.
@@ -90,9 +95,26 @@ def render_shapes(num_images: int, resolution: int, seed: int) -> tuple[np.ndarr
     if num_images < 1:
         raise ValueError(f"num_images={num_images}: need at least one image")
     rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(num_images) % len(CLASS_NAMES)).astype(np.int64)
-    pixels = np.empty((num_images, resolution, resolution, 3), dtype=np.uint8)
-    for i, label in enumerate(labels):
+    labels = rng.permutation(np.arange(num_images) % len(CLASS_NAMES))
+    for label in labels:
         colour, shape = CLASS_NAMES[label].split("_")
-        pixels[i] = _render_one(rng, resolution, shape, colour)
+        yield _render_one(rng, resolution, shape, colour), int(label)
+
+
+def render_shapes(num_images: int, resolution: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Render `num_images` images: (N, H, W, 3) uint8 pixels, int64 labels, and the class names."""
+    pixels = np.empty((num_images, resolution, resolution, 3), dtype=np.uint8)
+    labels = np.empty(num_images, dtype=np.int64)
+    for i, (image, label) in enumerate(iter_shapes(num_images, resolution, seed)):
+        pixels[i], labels[i] = image, label
     return pixels, labels, list(CLASS_NAMES)
+
+
+def shapes_source(cfg: DataConfig) -> Source:
+    """`data.num_images` shapes at `data.resolution`, seeded by `data.seed`, rendered as they are read."""
+
+    def items() -> Iterator[SourceItem]:
+        for i, (image, label) in enumerate(iter_shapes(cfg.num_images, cfg.resolution, cfg.seed)):
+            yield SourceItem(f"shapes-{i:06d}", image, label, f"shapes(seed={cfg.seed})[{i}]")
+
+    return Source("shapes", list(CLASS_NAMES), items)

@@ -10,10 +10,10 @@ Features = torch.Tensor | np.ndarray
 
 
 def as_float64(features: Features) -> torch.Tensor:
-    """Any (N, D) array to a float64 CPU tensor; the statistics need double precision."""
+    """Any (N, D) array to a float64 tensor on its device; the statistics need double precision."""
     x = features if isinstance(features, torch.Tensor) else torch.as_tensor(np.asarray(features))
     assert x.ndim == 2, f"features must be (N, D), got shape {tuple(x.shape)}"
-    return x.detach().to("cpu", torch.float64)
+    return x.detach().to(torch.float64)
 
 
 @dataclass(frozen=True)

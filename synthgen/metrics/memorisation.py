@@ -40,7 +40,7 @@ class Memorisation:
 
     @property
     def near_duplicate_fraction(self) -> float:
-        return self.near_duplicate.float().mean().item()
+        return self.near_duplicate.double().mean().item()
 
 
 def memorisation(generated: Features, train: Features, real_val: Features, quantile: float = 0.01,

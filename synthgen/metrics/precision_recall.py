@@ -73,6 +73,6 @@ def precision_recall(real: Features, generated: Features, k: int = 3, chunk_size
     """Improved precision and recall (Kynkäänniemi et al. 2019, eqs. 1-3) with k-NN-radius manifolds."""
     real_radii = knn_radii(real, k, chunk_size)
     generated_radii = knn_radii(generated, k, chunk_size)
-    precision = inside_manifold(generated, real, real_radii, chunk_size).float().mean().item()
-    recall = inside_manifold(real, generated, generated_radii, chunk_size).float().mean().item()
+    precision = inside_manifold(generated, real, real_radii, chunk_size).double().mean().item()
+    recall = inside_manifold(real, generated, generated_radii, chunk_size).double().mean().item()
     return PrecisionRecall(precision, recall)

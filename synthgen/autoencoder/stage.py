@@ -1,0 +1,150 @@
+"""The autoencoder stage as pure functions: train and evaluate it, and encode a dataset once.
+
+`train_autoencoder` writes into `out_dir`:
+  model.safetensors (+ .manifest.json)  weights (the EMA when train.ema_decay > 0)
+  config.json, scale_factor             what `load_autoencoder` needs to rebuild it
+  metrics.json                          validation PSNR, SSIM, L1, KL, and the scaled latent std
+  metrics.csv                           per-step training metrics (x = step)
+  recon.png                             validation images, each row followed by its reconstructions
+  checkpoints/                          training checkpoints; a re-run resumes from the newest
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthgen.atomic import atomic_write_json
+from synthgen.autoencoder.latent_store import label_tensor, write_latents
+from synthgen.autoencoder.losses import DISC, AutoencoderObjective
+from synthgen.autoencoder.quality import psnr, quantize, ssim
+from synthgen.autoencoder.scale import encode_moments, estimate_scale_factor, latent_std
+from synthgen.autoencoder.trained import load_autoencoder, write_trained
+from synthgen.config.autoencoder import AutoencoderConfig
+from synthgen.errors import SynthgenError
+from synthgen.imaging import from_uint8, save_grid, to_uint8
+from synthgen.models.autoencoder import Autoencoder
+from synthgen.models.discriminator import PatchDiscriminator
+from synthgen.training.distributed import is_main_process, resolve_device
+from synthgen.training.loop import MAIN, train
+from synthgen.training.rng import derive_seed, seeded_cpu_rng
+
+log = logging.getLogger(__name__)
+
+INIT_STREAM, EVAL_STREAM = 12, 13  # seed-stream keys of weight init and of the evaluation's posterior noise
+RECON_ROW = 8  # images per row of recon.png
+RECON_MIN_PIXELS = 128  # recon.png enlarges each image to at least this many pixels a side
+
+
+def check_pixels(pixels: np.ndarray, name: str, channels: int, factor: int) -> None:
+    """Refuse arrays that are not (N, H, W, C) uint8 with H and W divisible by the downsampling factor."""
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != channels:
+        shape = getattr(pixels, "shape", None)
+        raise SynthgenError(f"{name} must be a uint8 array (N, H, W, {channels}); got {type(pixels).__name__} {shape}")
+    if pixels.shape[1] % factor or pixels.shape[2] % factor:
+        raise SynthgenError(f"{name}: image size {pixels.shape[1:3]} is not divisible by model.downsample={factor}")
+
+
+def build_networks(cfg: AutoencoderConfig) -> dict[str, torch.nn.Module]:
+    """The autoencoder, and the PatchGAN when enabled, initialised from train.seed."""
+    with seeded_cpu_rng(derive_seed(cfg.train.seed, INIT_STREAM)):
+        nets: dict[str, torch.nn.Module] = {MAIN: Autoencoder(cfg.model)}
+        if cfg.discriminator:
+            nets[DISC] = PatchDiscriminator(cfg.model.in_channels, cfg.disc_channels, cfg.disc_layers)
+    return nets
+
+
+@torch.no_grad()
+def reconstruct(model: Autoencoder, pixels: np.ndarray, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstructions (from the posterior mean) and per-image KL of uint8 images, on the CPU."""
+    recons, kls = [], []
+    for start in range(0, len(pixels), batch_size):
+        recon, posterior = model(from_uint8(pixels[start : start + batch_size]).to(device))
+        recons.append(recon.float().cpu())
+        kls.append(posterior.kl().cpu())
+    return torch.cat(recons), torch.cat(kls)
+
+
+def evaluate(model: Autoencoder, pixels: np.ndarray, scale_factor: float, cfg: AutoencoderConfig,
+             device: torch.device) -> tuple[dict[str, float], torch.Tensor]:
+    """Quality of the quantized reconstructions and the std of scaled posterior samples; also the reconstructions."""
+    model.eval()
+    recon, kl = reconstruct(model, pixels, cfg.eval_batch_size, device)
+    x, y = from_uint8(pixels), quantize(recon)
+    mean, std = encode_moments(model, pixels, cfg.eval_batch_size, device)
+    g = torch.Generator().manual_seed(derive_seed(cfg.train.seed, EVAL_STREAM))
+    metrics = {
+        "psnr": psnr(x, y).mean().item(),
+        "ssim": ssim(x, y).mean().item(),
+        "l1": (x - y).abs().mean().item(),
+        "kl": kl.mean().item(),
+        "latent_std_scaled": latent_std(mean * scale_factor, std * scale_factor, g),
+    }
+    return metrics, recon
+
+
+def save_recon_grid(pixels: np.ndarray, recon: torch.Tensor, path: Path) -> None:
+    """Rows of RECON_ROW images, each followed by a row of their reconstructions."""
+    rows = []
+    for start in range(0, len(pixels), RECON_ROW):
+        rows += [pixels[start : start + RECON_ROW], to_uint8(recon[start : start + RECON_ROW])]
+    scale = max(1, RECON_MIN_PIXELS // pixels.shape[1])
+    save_grid(np.concatenate(rows), path, nrow=RECON_ROW, scale=scale)
+
+
+def train_autoencoder(cfg: AutoencoderConfig, train_pixels: np.ndarray, train_labels: np.ndarray,
+                      val_pixels: np.ndarray, out_dir: str | Path) -> dict[str, Any]:
+    """Train the KL autoencoder on uint8 images (N, H, W, C), evaluate it on the validation images,
+    and write the folder described in the module docstring. Returns a summary dict.
+
+    `train_labels` are only checked against the images: the autoencoder is unconditional. Under
+    torchrun every rank trains; only rank 0 evaluates and writes, the others return {"rank": r}.
+    """
+    out_dir = Path(out_dir)
+    channels, factor = cfg.model.in_channels, cfg.model.downsample
+    check_pixels(train_pixels, "train_pixels", channels, factor)
+    if len(val_pixels):
+        check_pixels(val_pixels, "val_pixels", channels, factor)
+    if len(train_labels) != len(train_pixels):
+        raise SynthgenError(f"{len(train_labels)} train labels for {len(train_pixels)} train images")
+    # 1) train (resumes from out_dir/checkpoints when present)
+    nets = build_networks(cfg)
+    objective = AutoencoderObjective(cfg, nets[MAIN].last_layer)
+    data = {"pixels": torch.from_numpy(np.ascontiguousarray(train_pixels)).permute(0, 3, 1, 2).contiguous()}
+    result = train(cfg.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv")
+    if result.rank != 0:
+        return {"rank": result.rank}
+    # 2) scale factor, evaluation, outputs
+    start = time.perf_counter()
+    device = resolve_device(cfg.train.device)
+    model = result.final_model.to(device).eval()
+    scale = estimate_scale_factor(model, train_pixels, cfg.scale_sample_size, cfg.train.seed, cfg.eval_batch_size, device)
+    eval_split, eval_pixels = ("val", val_pixels) if len(val_pixels) else ("train", train_pixels[: cfg.scale_sample_size])
+    if eval_split == "train":
+        log.warning("no validation images: the metrics are measured on training images")
+    metrics, recon = evaluate(model, eval_pixels, scale, cfg, device)
+    metrics = {**metrics, "scale_factor": scale, "eval_split": eval_split, "eval_images": len(eval_pixels)}
+    digest = write_trained(out_dir, model.cpu(), cfg, scale)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    shown = min(cfg.recon_images, len(eval_pixels))
+    save_recon_grid(eval_pixels[:shown], recon[:shown], out_dir / "recon.png")
+    return {**metrics, "steps": result.step, "resumed_from": result.resumed_from,
+            "train_seconds": result.seconds, "images_per_s": result.images_per_s,
+            "eval_seconds": time.perf_counter() - start, "model_sha256": digest, "out_dir": str(out_dir)}
+
+
+@torch.no_grad()
+def encode_latents(model_dir: str | Path, pixels: np.ndarray, labels: np.ndarray, out_dir: str | Path,
+                   batch_size: int = 256, device: str = "auto", per_shard: int = 50_000) -> dict[str, Any]:
+    """Encode uint8 images (N, H, W, C) once into a latent folder (see latent_store); return its index."""
+    trained = load_autoencoder(model_dir, resolve_device(device))
+    check_pixels(pixels, "pixels", trained.config.in_channels, trained.config.downsample)
+    if len(pixels) == 0 or len(labels) != len(pixels):
+        raise SynthgenError(f"need at least one image and one label per image; got {len(pixels)} images, {len(labels)} labels")
+    device_ = next(trained.model.parameters()).device
+    mean, std = encode_moments(trained.model, pixels, batch_size, device_)
+    return write_latents(out_dir, mean, std, label_tensor(labels), trained.scale_factor, trained.sha256, per_shard)

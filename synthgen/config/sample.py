@@ -1,0 +1,45 @@
+"""Params of the `sample` stage: how many images, which classes, which sampler, where it runs."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from synthgen.config.base import Section
+from synthgen.config.diffusion import SamplerConfig
+
+
+class SampleConfig(Section):
+    """Large-scale generation into WebDataset shards (one task per shard)."""
+
+    num_images: int = Field(1000, ge=1, le=100_000_000)  # synthetic images in the dataset
+    images_per_shard: int = Field(250, ge=1, le=100_000)  # samples per tar shard (and per task)
+    seed: int = Field(0, ge=0)  # with the global sample index, derives every sample's noise seed
+    class_mix: Literal["uniform", "weights", "counts"] = "uniform"  # how num_images splits over classes
+    class_weights: dict[str, float] | None = None  # class_mix=weights: class name -> relative weight
+    class_counts: dict[str, int] | None = None  # class_mix=counts: class name -> exact count (sum = num_images)
+    sampler: SamplerConfig = SamplerConfig()  # sampler, steps, eta and guidance scale
+    batch_size: int = Field(125, ge=1, le=65_536)  # images per denoiser batch; never changes the bytes
+    image_format: Literal["png", "webp", "jpg"] = "png"  # encoding of the synthetic images
+    encode_workers: int = Field(2, ge=0, le=256)  # threads that PNG-encode while the model runs; 0 = inline
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    bf16: bool = True  # bf16 autocast for the denoiser and decoder on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the denoiser (CUDA)
+    channels_last: bool = False  # channels_last memory format (CUDA)
+    task_runner: Literal["local", "ray"] = "local"  # Prefect task runner for the per-shard tasks
+    max_workers: int = Field(1, ge=1, le=1024)  # local runner: shards in flight at once
+    ray_address: str | None = None  # ray: address of an existing cluster; None starts a local one
+    ray_num_gpus: float = Field(0.0, ge=0.0)  # ray: GPUs each shard task asks for (1 = one shard per GPU)
+    ray_num_cpus: float = Field(1.0, gt=0.0)  # ray: CPUs each shard task asks for
+
+    @model_validator(mode="after")
+    def _check_mix(self) -> SampleConfig:
+        if self.class_mix == "weights" and not self.class_weights:
+            raise ValueError("class_mix=weights needs sample.class_weights (class name -> weight)")
+        if self.class_mix == "counts":
+            if not self.class_counts:
+                raise ValueError("class_mix=counts needs sample.class_counts (class name -> count)")
+            if sum(self.class_counts.values()) != self.num_images:
+                raise ValueError(
+                    f"class_counts sum to {sum(self.class_counts.values())}, but num_images is {self.num_images}")
+        return self

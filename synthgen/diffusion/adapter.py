@@ -1,0 +1,42 @@
+"""Turn a trained network model(x_t, t, labels) -> prediction into the samplers' eps_fn(x_t, t)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from synthgen.diffusion.guidance import guided_prediction
+from synthgen.diffusion.parameterization import check_prediction_type, to_epsilon
+from synthgen.diffusion.schedule import NoiseSchedule
+from synthgen.diffusion.timesteps import EpsFn
+
+Model = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def eps_fn_from_model(
+    model: Model,
+    schedule: NoiseSchedule,
+    prediction_type: str,
+    labels: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
+    null_label: int | None = None,
+) -> EpsFn:
+    """eps_fn(x_t, t) = eps implied by the (classifier-free guided) prediction (Ho & Salimans 2022, eq. 6).
+
+    `labels` (B,) are fixed for the whole sampling run; guidance != 1 needs labels and the null label
+    and costs one forward of batch 2B per call. Guidance acts on the raw prediction, which is affine
+    in eps at fixed x_t, so the result equals guiding eps (Salimans & Ho 2022 conversions).
+    """
+    check_prediction_type(prediction_type)
+    if guidance_scale != 1.0 and (labels is None or null_label is None):
+        raise ValueError("guidance_scale != 1 needs labels and null_label (the model's null class index)")
+
+    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if labels is None:
+            prediction = model(x_t, t, None)
+        else:
+            prediction = guided_prediction(model, x_t, t, labels, guidance_scale, null_label)
+        abar = schedule.at(schedule.alphas_cumprod, t, x_t)
+        return to_epsilon(prediction.to(x_t.dtype), x_t, abar, prediction_type)
+
+    return eps_fn

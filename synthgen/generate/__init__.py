@@ -1,0 +1,1 @@
+"""Large-scale generation: the sampling plan, shard sampling, regeneration of single samples."""

@@ -1,0 +1,100 @@
+"""Data-parallel training under `torchrun`: process group, device per rank, DDP wrapping, collectives.
+
+Without torchrun (WORLD_SIZE unset or 1) everything here degrades to a single process and no
+collective is ever called. torchrun runs on one machine; all ranks read the same checkpoint folder.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from synthgen.errors import SynthgenError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits: its rank among world_size and the device it trains on."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool  # this process initialised the process group, so it also destroys it
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
+    """'auto' picks CUDA when available; 'cuda' without a GPU is an error the user can fix."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise SynthgenError("device=cuda but no CUDA device is available; set device to auto or cpu")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def is_main_process() -> bool:
+    """True outside torchrun and on its rank 0."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def setup_distributed(device_preference: str) -> DistContext:
+    """Join the torchrun process group (NCCL on GPU, gloo on CPU) when launched by torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_preference, local_rank)
+    if world_size <= 1:
+        return DistContext(0, 1, 0, device, owns_group=False)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device, owns_group=owns)
+
+
+def teardown_distributed(ctx: DistContext) -> None:
+    if ctx.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
+    """DistributedDataParallel around `module` when there is more than one rank, else `module`."""
+    if not ctx.distributed:
+        return module
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
+
+
+def gather_cpu_tensors(tensor: torch.Tensor, ctx: DistContext) -> list[torch.Tensor]:
+    """Every rank's copy of an equally shaped tensor, in rank order, on the CPU."""
+    if not ctx.distributed:
+        return [tensor.cpu()]
+    local = tensor.to(ctx.device)
+    gathered = [torch.empty_like(local) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, local)
+    return [t.cpu() for t in gathered]
+
+
+def mean_across_ranks(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    if not ctx.distributed:
+        return tensor
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total / ctx.world_size
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()

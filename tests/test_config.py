@@ -1,0 +1,61 @@
+"""Loading params.yaml: overrides, validation messages, the resolved config."""
+import json
+
+import pytest
+
+from synthgen.config import ConfigError, load_params, params_hash, write_resolved
+from synthgen.config.loader import apply_override
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_fill_every_section(tmp_path):
+    params = load_params(write(tmp_path, "data:\n  resolution: 16\n"))
+    assert params.data.resolution == 16 and params.data.source == "shapes"
+    assert params.sample.num_images > 0 and params.diffusion.schedule.num_timesteps > 0
+
+
+def test_overrides_parse_yaml_values(tmp_path):
+    params = load_params(write(tmp_path, "{}"), ["data.resolution=64", "data.val_fraction=0.25"])
+    assert params.data.resolution == 64 and params.data.val_fraction == 0.25
+    data = {}
+    apply_override(data, "sample.class_weights={a: 1, b: 2}")
+    assert data == {"sample": {"class_weights": {"a": 1, "b": 2}}}
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("data:\n  resolution: 512\n", "data.resolution = 512: Input should be less than or equal to 256"),
+    ("data:\n  colour: red\n", "unknown key 'data.colour'"),
+    ("datum: {}\n", "unknown key 'datum'"),
+    ("- a\n- b\n", "the top level must be a mapping"),
+    ("data: [\n", "not valid YAML"),
+    ("sample:\n  class_mix: counts\n", "class_mix=counts needs sample.class_counts"),
+])
+def test_mistakes_become_one_line(tmp_path, text, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_params(write(tmp_path, text))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_override_syntax(tmp_path):
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        load_params(write(tmp_path, "{}"), ["data.resolution"])
+
+
+def test_missing_input_path_checked_unless_told_not_to(tmp_path):
+    path = write(tmp_path, "data:\n  source: mnist\n  path: /no/such/folder\n")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_params(path)
+    assert load_params(path, check_paths=False).data.path == "/no/such/folder"
+
+
+def test_resolved_params_are_written_and_hash_is_stable(tmp_path):
+    params = load_params(write(tmp_path, "{}"))
+    written = json.loads(write_resolved(params, tmp_path / "out").read_text())
+    assert written["data"]["resolution"] == params.data.resolution
+    assert params_hash(params.sample) == params_hash(load_params(write(tmp_path, "{}")).sample)
+    assert params_hash(params.sample) != params_hash(load_params(write(tmp_path, "{}"), ["sample.seed=9"]).sample)

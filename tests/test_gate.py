@@ -1,0 +1,115 @@
+"""The quality gate on synthetic feature sets: good data passes, noise, wrong labels and copies do not."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from synthgen.config.evaluate import EvaluateConfig, GateConfig
+from synthgen.metrics import evaluate_gate, gate_metrics
+
+NUM_CLASSES, DIM = 4, 16
+GATE = GateConfig(min_conditional_accuracy=0.8, max_fd_ratio=3.0, max_near_duplicate_fraction=0.05)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+CLASS_MEANS = 6 * torch.eye(NUM_CLASSES, DIM)
+
+
+def class_features(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of a 4-class 'dataset': unit Gaussians around well separated class means."""
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(per_class)
+    return CLASS_MEANS[labels] + torch.randn(len(labels), DIM, generator=gen(seed)), labels
+
+
+def nearest_mean_classifier(features: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(features, CLASS_MEANS).argmin(dim=1)
+
+
+TRAIN, _ = class_features(100, seed=0)
+VAL, _ = class_features(50, seed=1)
+
+
+def verdict_for(generated: torch.Tensor, requested: torch.Tensor):
+    metrics = gate_metrics(TRAIN, VAL, generated, requested, nearest_mean_classifier(generated), NUM_CLASSES,
+                           memorisation_quantile=0.01)
+    return evaluate_gate(metrics, GATE), metrics
+
+
+def failed_metrics(verdict) -> set[str]:
+    return {c.metric for c in verdict.checks if not c.passed}
+
+
+def test_good_generated_features_are_published():
+    generated, requested = class_features(50, seed=2)
+    verdict, metrics = verdict_for(generated, requested)
+    assert verdict.status == "published" and verdict.reasons == [], metrics
+    assert metrics["fd_ratio"] < 2
+
+
+def test_noise_is_rejected_on_accuracy_and_fd():
+    noise = 5 * torch.randn(200, DIM, generator=gen(3))
+    requested = torch.randint(0, NUM_CLASSES, (200,), generator=gen(4))
+    verdict, metrics = verdict_for(noise, requested)
+    assert verdict.status == "rejected"
+    assert {"conditional_accuracy", "fd_ratio"} <= failed_metrics(verdict), metrics
+    assert any(r.startswith("fd_ratio") for r in verdict.reasons)
+
+
+def test_shuffled_labels_are_rejected_on_accuracy_only():
+    generated, requested = class_features(50, seed=5)
+    shuffled = requested[torch.randperm(len(requested), generator=gen(6))]
+    verdict, metrics = verdict_for(generated, shuffled)
+    assert verdict.status == "rejected"
+    assert failed_metrics(verdict) == {"conditional_accuracy"}, metrics
+
+
+def test_copies_of_training_data_are_rejected_as_near_duplicates():
+    copies, requested = TRAIN[::2], torch.arange(NUM_CLASSES).repeat_interleave(50)
+    verdict, metrics = verdict_for(copies, requested)
+    assert verdict.status == "rejected"
+    assert failed_metrics(verdict) == {"near_duplicate_fraction"}, metrics
+    assert metrics["near_duplicate_fraction"] == 1.0
+
+
+GOOD = {"conditional_accuracy": 0.9, "fd_ratio": 1.2, "near_duplicate_fraction": 0.0}
+
+
+def test_missing_or_non_finite_metrics_fail_closed():
+    for broken in ({k: v for k, v in GOOD.items() if k != "fd_ratio"}, {**GOOD, "fd_ratio": math.nan}):
+        verdict = evaluate_gate(broken, GATE)
+        assert verdict.status == "rejected"
+        assert verdict.reasons == [r for r in verdict.reasons if r.startswith("fd_ratio")] and len(verdict.reasons) == 1
+        assert "must be measured" in verdict.reasons[0]
+
+
+def test_limits_are_inclusive_and_cas_is_checked_only_when_configured():
+    at_limits = {"conditional_accuracy": 0.8, "fd_ratio": 3.0, "near_duplicate_fraction": 0.05}
+    assert evaluate_gate(at_limits, GATE).published
+    with_cas = GATE.model_copy(update={"min_cas_ratio": 0.7})
+    assert "cas_ratio" in failed_metrics(evaluate_gate(GOOD, with_cas))  # configured but missing
+    assert evaluate_gate({**GOOD, "cas_ratio": 0.75}, with_cas).published
+    assert not evaluate_gate({**GOOD, "cas_ratio": 0.5}, with_cas).published
+
+
+def test_verdict_serialises_to_json():
+    data = json.loads(json.dumps(evaluate_gate({**GOOD, "fd_ratio": 9.0}, GATE).to_dict()))
+    assert data["status"] == "rejected" and len(data["checks"]) == 3
+    assert data["reasons"] == ["fd_ratio = 9 fails: must be <= 3"]
+
+
+def test_gate_config_rejects_bad_values_naming_the_key():
+    with pytest.raises(ValidationError, match="min_conditional_accuracy"):
+        GateConfig(min_conditional_accuracy=1.5)
+    with pytest.raises(ValidationError, match="max_fd_ration"):
+        GateConfig(max_fd_ration=2.0)
+    with pytest.raises(ValidationError, match="memorisation_space"):
+        EvaluateConfig(memorisation_space="latents")
+    cfg = EvaluateConfig.model_validate({"gate": {"min_cas_ratio": 0.8}, "classifier": {"widths": [16, 32]}})
+    assert cfg.gate.min_cas_ratio == 0.8 and cfg.classifier.widths == (16, 32) and cfg.pr_k == 3
