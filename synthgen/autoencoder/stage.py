@@ -88,12 +88,14 @@ def evaluate(model: Autoencoder, pixels: np.ndarray, scale_factor: float, cfg: A
 
 
 def save_recon_grid(pixels: np.ndarray, recon: torch.Tensor, path: Path) -> None:
-    """Rows of RECON_ROW images, each followed by a row of their reconstructions."""
+    """Rows of up to RECON_ROW images, each followed by a row of their reconstructions."""
+    nrow = min(RECON_ROW, len(pixels))
+    blank = np.full((-len(pixels) % nrow, *pixels.shape[1:]), 255, np.uint8)  # completes the last row
+    originals, recons = np.concatenate([pixels, blank]), np.concatenate([to_uint8(recon), blank])
     rows = []
-    for start in range(0, len(pixels), RECON_ROW):
-        rows += [pixels[start : start + RECON_ROW], to_uint8(recon[start : start + RECON_ROW])]
-    scale = max(1, RECON_MIN_PIXELS // pixels.shape[1])
-    save_grid(np.concatenate(rows), path, nrow=RECON_ROW, scale=scale)
+    for start in range(0, len(originals), nrow):
+        rows += [originals[start : start + nrow], recons[start : start + nrow]]
+    save_grid(np.concatenate(rows), path, nrow=nrow, scale=max(1, RECON_MIN_PIXELS // pixels.shape[1]))
 
 
 def train_autoencoder(cfg: AutoencoderConfig, train_pixels: np.ndarray, train_labels: np.ndarray,

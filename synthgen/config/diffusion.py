@@ -16,15 +16,15 @@ LossWeighting = Literal["uniform", "min_snr"]
 class UNetConfig(Section):
     """Class-conditional UNet on latents (ADM-style; Dhariwal & Nichol 2021)."""
 
-    in_channels: int = Field(4, ge=1)  # latent channels; the output has the same shape
-    sample_size: int = Field(8, ge=1)  # latent height = width, used to place attention
-    base_channels: int = Field(32, ge=1)  # width of the first level
-    channel_mult: tuple[int, ...] = Field((1, 2, 2), min_length=1)  # width per level = base * mult
-    num_res_blocks: int = Field(1, ge=1)  # ResNet blocks per level on the way down
-    attention_resolutions: tuple[int, ...] = (4,)  # feature-map sizes (pixels) with self-attention
-    attention_head_channels: int = Field(32, ge=1)  # channels per attention head
-    norm_groups: int = Field(8, ge=1)  # GroupNorm groups; must divide every level's width
-    num_classes: int = Field(10, ge=0)  # 0 = unconditional; the CFG null class is index num_classes
+    in_channels: int = Field(4, ge=1, le=64)  # latent channels; the output has the same shape
+    sample_size: int = Field(8, ge=1, le=1024)  # latent height = width, used to place attention
+    base_channels: int = Field(32, ge=4, le=1024)  # width of the first level
+    channel_mult: tuple[int, ...] = Field((1, 2, 2), min_length=1, max_length=6)  # width per level = base * mult
+    num_res_blocks: int = Field(1, ge=1, le=8)  # ResNet blocks per level on the way down
+    attention_resolutions: tuple[int, ...] = (4,)  # feature-map sizes with self-attention (the middle always has it)
+    attention_head_channels: int = Field(32, ge=1, le=1024)  # channels per attention head
+    norm_groups: int = Field(8, ge=1, le=128)  # GroupNorm groups; must divide every level's width
+    num_classes: int = Field(10, ge=0, le=100_000)  # 0 = unconditional; the CFG null class is index num_classes
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # dropout inside ResNet blocks
     scale_shift_norm: bool = True  # condition by GroupNorm scale/shift (ADM) instead of addition
 
@@ -51,12 +51,12 @@ class UNetConfig(Section):
         for width in {self.base_channels * m for m in self.channel_mult}:
             if width % self.norm_groups:
                 raise ValueError(f"norm_groups={self.norm_groups} must divide every level width, not {width}")
-        for res, m in zip(self.level_resolutions, self.channel_mult):
-            width = self.base_channels * m
-            if res in self.attention_resolutions and width % self.attention_head_channels:
+        attended = [m for res, m in zip(self.level_resolutions, self.channel_mult) if res in self.attention_resolutions]
+        for width in {self.base_channels * m for m in attended + [self.channel_mult[-1]]}:  # + the middle block
+            if width % self.attention_head_channels:
                 raise ValueError(
                     f"attention_head_channels={self.attention_head_channels} must divide the width {width} "
-                    f"of the {res}x{res} level"
+                    "of every attention layer (the attention_resolutions levels and the middle block)"
                 )
         return self
 
@@ -65,10 +65,10 @@ class ScheduleConfig(Section):
     """Forward-process variance schedule (Ho et al. 2020; Nichol & Dhariwal 2021)."""
 
     kind: Literal["linear", "scaled_linear", "cosine"] = "linear"  # beta schedule family
-    num_timesteps: int = Field(1000, ge=2)  # T, number of training noise levels
+    num_timesteps: int = Field(1000, ge=2, le=100_000)  # T, number of training noise levels
     beta_start: float = Field(1e-4, gt=0.0, lt=1.0)  # first beta (linear, scaled_linear)
     beta_end: float = Field(0.02, gt=0.0, lt=1.0)  # last beta (linear, scaled_linear)
-    cosine_s: float = Field(0.008, ge=0.0)  # cosine offset s (cosine only)
+    cosine_s: float = Field(0.008, ge=0.0, le=1.0)  # cosine offset s (cosine only)
 
     @model_validator(mode="after")
     def _check_betas(self) -> ScheduleConfig:
@@ -81,28 +81,32 @@ class SamplerConfig(Section):
     """How to draw samples: sampler, step grid, guidance and the sampler's own options."""
 
     name: SamplerName = "ddim"  # one of the registered samplers
-    steps: int = Field(50, ge=1)  # number of timesteps visited (network calls differ per sampler)
+    steps: int = Field(50, ge=1, le=100_000)  # number of timesteps visited (network calls differ per sampler)
     timestep_spacing: TimestepSpacing = "trailing"  # Lin et al. 2023, Table 2
-    guidance_scale: float = Field(2.0, ge=0.0)  # classifier-free guidance w; 1 = conditional only
+    guidance_scale: float = Field(2.0, ge=0.0, le=100.0)  # classifier-free guidance w; 1 = conditional only
     eta: float = Field(0.0, ge=0.0, le=1.0)  # ddim: 0 deterministic, 1 = DDPM variance
     variance: Literal["fixed_small", "fixed_large"] = "fixed_small"  # ddpm: beta~_t or beta_t
-    snr: float = Field(0.16, gt=0.0)  # pc: target signal-to-noise ratio of the Langevin corrector
-    corrector_steps: int = Field(1, ge=1)  # pc: Langevin steps per noise level
+    snr: float = Field(0.16, gt=0.0, le=10.0)  # pc: target signal-to-noise ratio of the Langevin corrector
+    corrector_steps: int = Field(1, ge=1, le=100)  # pc: Langevin steps per noise level
 
 
 class DiffusionConfig(Section):
     """The latent diffusion model: network, schedule, training objective and the preview grid."""
 
-    model: UNetConfig = UNetConfig()  # denoiser network
+    model: UNetConfig = UNetConfig()  # denoiser network (~1.2M parameters by default)
     schedule: ScheduleConfig = ScheduleConfig()  # forward process
     prediction_type: PredictionType = "epsilon"  # network output: eps, v (Salimans & Ho 2022) or x0
     loss_weighting: LossWeighting = "min_snr"  # uniform or Min-SNR-gamma (Hang et al. 2023)
-    min_snr_gamma: float = Field(5.0, gt=0.0)  # gamma of Min-SNR weighting
+    min_snr_gamma: float = Field(5.0, gt=0.0, le=1e6)  # gamma of Min-SNR weighting
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
     preview: SamplerConfig = SamplerConfig()  # sampler for the per-class grid after training
 
     @model_validator(mode="after")
-    def _check_guidance(self) -> DiffusionConfig:
+    def _check_consistency(self) -> DiffusionConfig:
+        if self.preview.steps > self.schedule.num_timesteps:
+            raise ValueError(
+                f"preview.steps={self.preview.steps} exceeds schedule.num_timesteps={self.schedule.num_timesteps}"
+            )
         if self.model.num_classes == 0 and self.p_uncond > 0:
             raise ValueError("p_uncond must be 0 for an unconditional model (model.num_classes = 0)")
         if self.model.num_classes == 0 and self.preview.guidance_scale != 1.0:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from synthgen.config.base import Section
+from synthgen.config.training import TrainConfig
 
 Width = Annotated[int, Field(ge=8, le=1024)]
 
@@ -13,8 +14,8 @@ Width = Annotated[int, Field(ge=8, le=1024)]
 class ClassifierConfig(Section):
     """The small ResNet whose penultimate layer is the feature space of every distance metric."""
 
-    widths: tuple[Width, ...] = Field((32, 64, 128), min_length=1, max_length=6)  # channels per stage; each stage after the first halves the resolution
-    blocks_per_stage: int = Field(2, ge=1, le=8)  # residual blocks in every stage
+    widths: tuple[Width, ...] = Field((16, 32, 64), min_length=1, max_length=6)  # channels per stage; each stage after the first halves the resolution
+    blocks_per_stage: int = Field(1, ge=1, le=8)  # residual blocks in every stage
     norm_groups: int = Field(8, ge=1, le=64)  # GroupNorm groups; must divide every width
     stem_stride: Literal[1, 2, 4] = 1  # downsampling of the first conv: 1 for 16-64 px, 2-4 for 128-256 px
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # dropout on the features before the linear head
@@ -25,6 +26,21 @@ class ClassifierConfig(Section):
         if bad:
             raise ValueError(f"classifier.norm_groups={self.norm_groups} must divide every width; {bad} do not")
         return self
+
+
+class AugmentConfig(Section):
+    """Random changes to each training image of every classifier (drawn from the loop's generator)."""
+
+    shift: int = Field(2, ge=0, le=32)  # random translation of up to this many pixels each way (edge pixels repeat)
+    hflip: bool = False  # random horizontal mirroring; leave off where mirroring changes the class (digits, text)
+
+
+class CasConfig(Section):
+    """Classification Accuracy Score: one short run on synthetic images, one on as many real ones."""
+
+    samples: int = Field(1000, ge=16)  # training images of each CAS classifier (synthetic, and the real reference)
+    train: TrainConfig = TrainConfig(  # the short schedule both CAS classifiers share
+        steps=200, batch_size=64, lr=2e-3, warmup_steps=20, weight_decay=0.05, checkpoint_every=200, log_every=25)
 
 
 class GateConfig(Section):
@@ -49,5 +65,12 @@ class EvaluateConfig(Section):
     memorisation_space: Literal["features", "pixels"] = "features"  # space in which nearest training images are searched
     memorisation_quantile: float = Field(0.01, gt=0.0, lt=1.0)  # quantile of real val-to-train NN distances used as near-duplicate threshold
     inception_weights: str | None = None  # local TorchScript Inception file for FID; None skips Inception FID, never downloaded
+    histogram_bins: int = Field(30, ge=2, le=1000)  # bins of the nearest-neighbour distance histogram plot
+    worst_pairs: int = Field(8, ge=0, le=100)  # closest generated-training pairs shown in the report
+    gallery_per_class: int = Field(8, ge=1, le=64)  # samples per class in the grid PNG and the report
     gate: GateConfig = GateConfig()  # the publish/reject thresholds
     classifier: ClassifierConfig = ClassifierConfig()  # the feature classifier architecture
+    classifier_train: TrainConfig = TrainConfig(  # schedule of the feature classifier (stage train_classifier)
+        steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=200, log_every=25)
+    augment: AugmentConfig = AugmentConfig()  # augmentation of every classifier's training images
+    cas: CasConfig = CasConfig()  # the Classification Accuracy Score runs

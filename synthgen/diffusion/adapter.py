@@ -31,12 +31,17 @@ def eps_fn_from_model(
     if guidance_scale != 1.0 and (labels is None or null_label is None):
         raise ValueError("guidance_scale != 1 needs labels and null_label (the model's null class index)")
 
+    on_device: dict[torch.device, NoiseSchedule] = {}  # one copy per device: no transfer per call
+
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if labels is None:
             prediction = model(x_t, t, None)
         else:
             prediction = guided_prediction(model, x_t, t, labels, guidance_scale, null_label)
-        abar = schedule.at(schedule.alphas_cumprod, t, x_t)
+        if x_t.device not in on_device:
+            on_device[x_t.device] = schedule.to(x_t.device)
+        local = on_device[x_t.device]
+        abar = local.at(local.alphas_cumprod, t, x_t)
         return to_epsilon(prediction.to(x_t.dtype), x_t, abar, prediction_type)
 
     return eps_fn

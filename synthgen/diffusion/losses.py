@@ -43,7 +43,8 @@ def diffusion_loss(
     """E_{t, eps} w(t) ||target - model(x_t, t, labels)||^2 with t ~ U{0..T-1}, eps ~ N(0, I) (Ho et al. 2020, Alg. 1).
 
     `labels` go to the model as given: drop them for classifier-free guidance beforehand
-    (`guidance.drop_labels`). The generator must live on x0's device; the MSE is taken in float32.
+    (`guidance.drop_labels`). The generator must live on x0's device, and the schedule should too
+    (`schedule.to(device)`) to avoid a transfer per step; the MSE is taken in float32.
     """
     if generator is None:
         raise ValueError("diffusion_loss draws t and noise: pass generator=torch.Generator(device=x0.device)")

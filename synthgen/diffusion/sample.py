@@ -7,6 +7,7 @@ import torch
 
 from synthgen.config.diffusion import SamplerConfig
 from synthgen.diffusion.samplers import SAMPLERS
+from synthgen.diffusion.noise import Generator
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn
 
@@ -26,14 +27,15 @@ def sample(
     schedule: NoiseSchedule,
     sampler: str = "ddim",
     steps: int = 50,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     timestep_spacing: str = "trailing",
     **options: float | int | str,
 ) -> torch.Tensor:
     """Run sampler `sampler` from x_T ~ N(0, I) and return x0 (see each sampler's docstring for its paper).
 
     `options` are the sampler's own keywords: ddim eta; ddpm variance; pc snr, corrector_steps.
-    Stochastic samplers need a generator on x_T's device.
+    Stochastic samplers need a generator: a torch.Generator on x_T's device, or one generator per
+    row (`noise.SampleGenerators`), which makes each sample independent of the batch it runs in.
     """
     allowed = sampler_options(sampler)
     unknown = sorted(set(options) - set(allowed))
@@ -50,7 +52,7 @@ def sample_with_config(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     config: SamplerConfig,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
 ) -> torch.Tensor:
     """`sample` with the settings of a `SamplerConfig`, passing the named sampler only its own options.
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, get_args
+from typing import Callable, Iterator, get_args
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class SamplingGrid:
     def __len__(self) -> int:
         return len(self.timesteps)
 
-    def steps(self):
+    def steps(self) -> Iterator[tuple[int, float, float]]:
         """(t, abar_t, abar_next) per step; abar_next = 1 on the final step to clean data."""
         return zip(self.timesteps, self.alphas_cumprod[:-1], self.alphas_cumprod[1:])
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgen.atomic import atomic_write_json, sha256_file
+from synthgen.errors import SynthgenError
 from synthgen.shards.index import merge_indexes, write_parquet
 
 MANIFEST = "manifest.json"
@@ -13,7 +14,7 @@ METADATA = "metadata.parquet"
 FORMAT = "synthgen.shards/v1"
 
 
-class ShardStoreError(Exception):
+class ShardStoreError(SynthgenError):
     """A dataset folder is missing, incomplete or fails its checksums."""
 
 

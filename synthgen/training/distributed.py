@@ -5,6 +5,7 @@ collective is ever called. torchrun runs on one machine; all ranks read the same
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -24,7 +25,6 @@ class DistContext:
     world_size: int
     local_rank: int
     device: torch.device
-    owns_group: bool  # this process initialised the process group, so it also destroys it
 
     @property
     def is_main(self) -> bool:
@@ -50,23 +50,20 @@ def is_main_process() -> bool:
 
 
 def setup_distributed(device_preference: str) -> DistContext:
-    """Join the torchrun process group (NCCL on GPU, gloo on CPU) when launched by torchrun."""
+    """Join the torchrun process group (NCCL on GPU, gloo on CPU) when launched by torchrun;
+    the group lives until the process exits."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_preference, local_rank)
     if world_size <= 1:
-        return DistContext(0, 1, 0, device, owns_group=False)
+        return DistContext(0, 1, 0, device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    owns = not dist.is_initialized()
-    if owns:
+    if not dist.is_initialized():
+        # One group per process, kept for later train() calls: re-creating it on torchrun's store can hang.
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device, owns_group=owns)
-
-
-def teardown_distributed(ctx: DistContext) -> None:
-    if ctx.owns_group and dist.is_initialized():
-        dist.destroy_process_group()
+        atexit.register(dist.destroy_process_group)
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 
 def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:

@@ -31,7 +31,7 @@ from synthgen.training.checkpoint import (
     CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
 )
 from synthgen.training.distributed import (
-    DistContext, barrier, gather_cpu_tensors, mean_across_ranks, setup_distributed, teardown_distributed, wrap_ddp,
+    DistContext, barrier, gather_cpu_tensors, mean_across_ranks, setup_distributed, wrap_ddp,
 )
 from synthgen.training.ema import EMA
 from synthgen.training.metrics_log import MetricsLog
@@ -98,11 +98,8 @@ def train(
         raise SynthgenError(f"training tensors must have equal lengths, got {counts}")
     ctx = setup_distributed(cfg.device)
     forked = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=forked):
-            return Run(cfg, nets, objective, data, Path(checkpoint_dir), Path(metrics_path), ctx).run()
-    finally:
-        teardown_distributed(ctx)
+    with torch.random.fork_rng(devices=forked):
+        return Run(cfg, nets, objective, data, Path(checkpoint_dir), Path(metrics_path), ctx).run()
 
 
 class Run:

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from synthgen.diffusion.noise import Generator, gaussian_like
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
@@ -29,7 +30,7 @@ def ddim(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     steps: int = 50,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     timestep_spacing: str = "trailing",
     *,
     eta: float = 0.0,
@@ -45,6 +46,6 @@ def ddim(
     x = x_T
     for t, abar, abar_next in sampling_grid(schedule, steps, timestep_spacing).steps():
         eps = eps_fn(x, timestep_batch(t, x))
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if eta > 0 else None
+        noise = gaussian_like(x, generator) if eta > 0 else None
         x = ddim_step(x, eps, abar, abar_next, eta, noise)
     return x

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from synthgen.diffusion.noise import Generator, gaussian_like
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
@@ -33,7 +34,7 @@ def ddpm(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     steps: int = 50,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     timestep_spacing: str = "trailing",
     *,
     variance: str = "fixed_small",
@@ -47,6 +48,6 @@ def ddpm(
     x = x_T
     for t, abar, abar_next in sampling_grid(schedule, steps, timestep_spacing).steps():
         eps = eps_fn(x, timestep_batch(t, x))
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = gaussian_like(x, generator)
         x = ddpm_step(x, eps, abar, abar_next, noise, variance)
     return x

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from synthgen.diffusion.noise import Generator
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
@@ -14,7 +15,7 @@ def dpm_solver_pp_2m(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     steps: int = 50,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     timestep_spacing: str = "trailing",
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2) in log-SNR time lambda = log(alpha / sigma).
@@ -25,6 +26,8 @@ def dpm_solver_pp_2m(
     The first step is 1st order (D = x0^). The final step to clean data (lambda = inf) reduces to
     x = x0^ (1st order, as diffusers' final_sigmas_type="zero"). One network call per step.
     The generator is unused (the sampler is deterministic) and accepted for the common signature.
+    Prefer trailing spacing: linspace and leading end at t = 0, where lambda jumps (h_N >> h_{N-1})
+    and the multistep extrapolation (1 / (2 r) large) is poor below ~100 steps.
     """
     grid = sampling_grid(schedule, steps, timestep_spacing)
     x = x_T

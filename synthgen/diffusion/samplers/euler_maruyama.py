@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from synthgen.diffusion.noise import Generator, gaussian_like
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
@@ -14,7 +15,7 @@ def euler_maruyama(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     steps: int = 50,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     timestep_spacing: str = "trailing",
 ) -> torch.Tensor:
     """Euler-Maruyama steps of dx = [-beta/2 x - beta grad log p_t(x)] dt + sqrt(beta) dw_bar (Song et al. 2021).
@@ -32,5 +33,5 @@ def euler_maruyama(
         b = math.log(abar_next / abar)
         x = x + (b / 2) * x - (b / math.sqrt(1 - abar)) * eps
         if abar_next < 1.0:
-            x = x + math.sqrt(b) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + math.sqrt(b) * gaussian_like(x, generator)
     return x

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from synthgen.diffusion.noise import Generator
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
@@ -14,7 +15,7 @@ def heun(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     steps: int = 50,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     timestep_spacing: str = "trailing",
 ) -> torch.Tensor:
     """Deterministic Heun steps on dx/dsigma = (x - D(x; sigma)) / sigma (Karras et al. 2022, Alg. 1; eqs. 1, 3).
@@ -25,6 +26,9 @@ def heun(
     Sigmas are those of the visited training timesteps, ending at sigma = 0, so eps_fn is only
     evaluated on the grid; the last step (to sigma = 0) is Euler. 2 * steps - 1 network calls.
     The generator is unused (the sampler is deterministic) and accepted for the common signature.
+    Karras et al. start at sigma_max = 80; the linear schedule's t = T-1 has sigma = 157, fine, but the
+    cosine schedule's clipped last beta gives sigma = 2e4 there, where the first trapezoid step is
+    poor with few steps: with cosine use >= 50 steps or leading spacing (which starts lower).
     """
     grid = sampling_grid(schedule, steps, timestep_spacing)
     sigmas = [math.sqrt((1 - abar) / abar) for abar in grid.alphas_cumprod]

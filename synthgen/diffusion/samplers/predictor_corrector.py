@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from synthgen.diffusion.noise import Generator, gaussian_like
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
@@ -42,7 +43,7 @@ def predictor_corrector(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     steps: int = 50,
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     timestep_spacing: str = "trailing",
     *,
     snr: float = 0.16,
@@ -62,9 +63,9 @@ def predictor_corrector(
     for t, abar, abar_next in sampling_grid(schedule, steps, timestep_spacing).steps():
         t_batch = timestep_batch(t, x)
         for _ in range(corrector_steps):
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noise = gaussian_like(x, generator)
             x = langevin_correct(x, eps_fn(x, t_batch), abar, alphas[t], snr, noise)
         final = abar_next == 1.0
-        noise = None if final else torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = None if final else gaussian_like(x, generator)
         x = reverse_diffusion_predict(x, eps_fn(x, t_batch), abar, abar_next, noise)
     return x

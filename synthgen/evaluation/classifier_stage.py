@@ -1,0 +1,114 @@
+"""The train_classifier stage as a pure function: the feature classifier and the real CAS reference.
+
+`train_classifier` writes into `out_dir`:
+  model.safetensors (+ .manifest.json)  weights of the feature classifier (manifest written last)
+  config.json                           evaluate params, class names and image size (see trained.py)
+  metrics.json                          real val accuracy, overall and per class; the CAS reference accuracy
+  metrics.csv                           per-step training metrics (x = step)
+  checkpoints/                          training checkpoints; a re-run resumes from the newest
+  cas_reference/                        metrics.csv and checkpoints of the CAS reference run
+The CAS reference is the same architecture trained with the short CAS schedule on `cas.samples`
+real training images: the evaluate stage trains its synthetic twin, and the ratio of their real
+val accuracies is the CAS ratio, so schedule and data size cancel out of it.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synthgen.config.evaluate import AugmentConfig, ClassifierConfig, EvaluateConfig
+from synthgen.config.training import TrainConfig
+from synthgen.errors import SynthgenError
+from synthgen.evaluation.augment import augment
+from synthgen.evaluation.features import check_images, class_accuracy, pixels_nchw, seeded_subset, to_model_range
+from synthgen.evaluation.trained import write_trained
+from synthgen.models.classifier import FeatureClassifier
+from synthgen.training.loop import MAIN, TrainResult, train
+from synthgen.training.rng import derive_seed, seeded_cpu_rng
+
+log = logging.getLogger(__name__)
+
+INIT_STREAM, CAS_REAL_STREAM = 21, 22  # seed-stream keys of weight init and of the CAS reference's real subset
+CAS_REFERENCE = "cas_reference"
+
+
+class ClassifierObjective:
+    """Cross-entropy on augmented uint8 batches {"pixels": (N, 3, H, W), "labels": (N,)}; logs batch accuracy."""
+
+    def __init__(self, augment_cfg: AugmentConfig):
+        self.augment_cfg = augment_cfg
+
+    def __call__(self, nets: Mapping[str, torch.nn.Module], batch: dict[str, torch.Tensor], generator: torch.Generator,
+                 step: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        images = augment(to_model_range(batch["pixels"]), self.augment_cfg, generator)
+        logits = nets[MAIN](images).float()
+        loss = F.cross_entropy(logits, batch["labels"])
+        accuracy = (logits.argmax(dim=1) == batch["labels"]).float().mean()
+        return {MAIN: loss}, {"accuracy": accuracy}
+
+
+def build_classifier(cfg: ClassifierConfig, num_classes: int, seed: int) -> FeatureClassifier:
+    """A freshly initialised classifier; the weights depend only on (cfg, num_classes, seed)."""
+    with seeded_cpu_rng(derive_seed(seed, INIT_STREAM)):
+        return FeatureClassifier(cfg, num_classes)
+
+
+def fit_classifier(model_cfg: ClassifierConfig, train_cfg: TrainConfig, augment_cfg: AugmentConfig, pixels: np.ndarray,
+                   labels: np.ndarray, num_classes: int, run_dir: str | Path) -> TrainResult:
+    """Train a classifier on uint8 images (N, H, W, 3) with the shared loop; checkpoints and metrics.csv
+    go to `run_dir`, and a re-run resumes from its newest checkpoint."""
+    run_dir = Path(run_dir)
+    nets = {MAIN: build_classifier(model_cfg, num_classes, train_cfg.seed)}
+    data = {"pixels": pixels_nchw(pixels), "labels": torch.as_tensor(labels, dtype=torch.long)}
+    return train(train_cfg, nets, ClassifierObjective(augment_cfg), data, run_dir / "checkpoints", run_dir / "metrics.csv")
+
+
+def check_same_size(train_pixels: np.ndarray, val_pixels: np.ndarray) -> None:
+    if train_pixels.shape[1:] != val_pixels.shape[1:]:
+        raise SynthgenError(f"train images are {train_pixels.shape[1:3]} but val images are {val_pixels.shape[1:3]}; "
+                            "prepare both splits at one resolution")
+
+
+def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels: np.ndarray, val_pixels: np.ndarray,
+                     val_labels: np.ndarray, class_names: list[str], out_dir: str | Path) -> dict[str, Any]:
+    """Train the feature classifier and the CAS reference on real uint8 images (N, H, W, 3), measure
+    both on real val, and write the folder described in the module docstring. Returns a summary.
+
+    Under torchrun every rank trains; only rank 0 measures and writes, the others return {"rank": r}.
+    """
+    out_dir = Path(out_dir)
+    num_classes = len(class_names)
+    if len(val_pixels) == 0:
+        raise SynthgenError("the val split is empty: the classifier is measured on it; raise data.val_fraction")
+    check_images(train_pixels, train_labels, "train", num_classes)
+    check_images(val_pixels, val_labels, "val", num_classes)
+    check_same_size(train_pixels, val_pixels)
+    # 1) the feature classifier, on every training image
+    result = fit_classifier(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir)
+    # 2) the CAS reference: the short CAS schedule on as many real images as CAS trains on synthetic ones
+    subset = seeded_subset(len(train_pixels), cfg.cas.samples, derive_seed(cfg.seed, CAS_REAL_STREAM))
+    reference = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset],
+                               num_classes, out_dir / CAS_REFERENCE)
+    if result.rank != 0:
+        return {"rank": result.rank}
+    # 3) real val accuracy of both, then the outputs (weights last)
+    model = result.final_model.eval()
+    val = class_accuracy(model, val_pixels, val_labels, cfg.batch_size)
+    cas_reference = class_accuracy(reference.final_model.eval(), val_pixels, val_labels, cfg.batch_size)
+    metrics = {
+        "val_accuracy": val.overall,
+        "val_accuracy_per_class": dict(zip(class_names, val.per_class)),
+        "val_count": len(val_pixels),
+        "train_count": len(train_pixels),
+        "cas_reference_accuracy": cas_reference.overall,
+        "cas_reference_train_count": len(subset),
+    }
+    digest = write_trained(out_dir, model.cpu(), cfg, class_names, train_pixels.shape[1:3], metrics)
+    log.info("classifier: real val accuracy %.4f, CAS reference %.4f", val.overall, cas_reference.overall)
+    return {**metrics, "steps": result.step, "resumed_from": result.resumed_from, "train_seconds": result.seconds,
+            "images_per_s": result.images_per_s, "model_sha256": digest, "out_dir": str(out_dir)}

@@ -1,0 +1,65 @@
+"""A trained feature-classifier folder: writing it, and rebuilding the classifier from it alone.
+
+Files: model.safetensors (+ model.manifest.json with its sha256, written last), config.json (the
+evaluate section it was trained with, the class names and the image size) and metrics.json.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthgen.atomic import atomic_write_json
+from synthgen.config.evaluate import ClassifierConfig, EvaluateConfig
+from synthgen.models.classifier import FeatureClassifier
+from synthgen.training.checkpoint import CheckpointError, load_verified, save_verified
+
+WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
+
+
+@dataclass
+class TrainedClassifier:
+    """The classifier in eval mode, what it was trained with, and the sha256 of its weights."""
+
+    model: FeatureClassifier
+    class_names: list[str]
+    image_size: tuple[int, int]  # (H, W) of the images it was trained on
+    trained_with: dict[str, Any]  # the evaluate params section of the training run, as JSON
+    metrics: dict[str, Any]  # its metrics.json: real val accuracy, the CAS reference accuracy
+    sha256: str
+
+
+def write_trained(out_dir: str | Path, model: FeatureClassifier, cfg: EvaluateConfig, class_names: list[str],
+                  image_size: tuple[int, int], metrics: dict[str, Any]) -> str:
+    """Write config.json, metrics.json, then the weights (their manifest last); return the weights' sha256."""
+    out_dir = Path(out_dir)
+    config = {"evaluate": cfg.model_dump(mode="json"), "class_names": list(class_names), "image_size": list(image_size)}
+    atomic_write_json(out_dir / CONFIG, config)
+    atomic_write_json(out_dir / METRICS, metrics)
+    return save_verified(out_dir / WEIGHTS, model.state_dict())
+
+
+def load_classifier(model_dir: str | Path, device: str | torch.device = "cpu") -> TrainedClassifier:
+    """Rebuild the classifier from its folder, refusing weights whose sha256 differs from the manifest."""
+    model_dir = Path(model_dir)
+    for name in (CONFIG, METRICS):
+        if not (model_dir / name).is_file():
+            raise CheckpointError(f"{model_dir}: {name} is missing; run the train_classifier stage first")
+    config = json.loads((model_dir / CONFIG).read_text())
+    weights, _, digest = load_verified(model_dir / WEIGHTS)
+    model = FeatureClassifier(ClassifierConfig.model_validate(config["evaluate"]["classifier"]), len(config["class_names"]))
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{model_dir / WEIGHTS} does not fit {CONFIG} ({str(e).splitlines()[0]})") from None
+    return TrainedClassifier(
+        model=model.to(device).eval().requires_grad_(False),
+        class_names=list(config["class_names"]),
+        image_size=tuple(config["image_size"]),
+        trained_with=config["evaluate"],
+        metrics=json.loads((model_dir / METRICS).read_text()),
+        sha256=digest,
+    )

@@ -1,0 +1,226 @@
+"""`synthgen inspect`: what a dataset folder, a release or a releases root holds, as plain text.
+
+`summarise` returns a JSON-friendly dict (counts, classes, shard checksums, generation settings,
+metrics, gate verdict); `format_summary` prints it. Metadata is read with pyarrow, column by column,
+so this also runs where polars is not installed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from synthgen.atomic import sha256_file
+from synthgen.errors import SynthgenError
+from synthgen.releases.consumer import is_releases_root
+from synthgen.releases.index import KEY_METRICS, METRICS_FILE, gate_verdict, get_release, read_index
+from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest, verify_dataset
+
+QUALITY = "quality.parquet"
+GENERATION_COLUMNS = ("sampler", "steps", "eta", "guidance_scale")  # per-sample metadata written by `sample`
+IMAGE_COLUMNS = ("format", "width", "height")
+LABEL_WIDTH = 15  # the left column of the printed summary
+
+
+class InspectError(SynthgenError):
+    """The path is neither a dataset folder nor a releases root."""
+
+
+def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | None = None) -> dict[str, Any]:
+    """Summarise a dataset folder or release (`manifest.json`) or a releases root (`index.parquet`).
+
+    `verify` re-hashes every shard against the manifest (reads every byte); `metrics_file` names a
+    metrics.json kept elsewhere (default: the folder's own, if any).
+    """
+    path = Path(path)
+    if is_releases_root(path):
+        return summarise_releases(path)
+    if (path / MANIFEST).is_file():
+        try:
+            return summarise_dataset(path, verify, metrics_file)
+        except ShardStoreError as e:
+            raise InspectError(str(e)) from None
+    raise InspectError(f"{path} is neither a dataset folder (no {MANIFEST}) nor a releases root (no index.parquet)")
+
+
+def summarise_releases(root: Path) -> dict[str, Any]:
+    entries = read_index(root)
+    published = [e.release_id for e in entries if e.status == "published"]
+    return {
+        "kind": "releases",
+        "path": str(root),
+        "latest_published": published[-1] if published else None,
+        "releases": [_jsonable(e.to_row()) for e in entries],
+    }
+
+
+def summarise_dataset(folder: Path, verify: bool = True, metrics_file: str | Path | None = None) -> dict[str, Any]:
+    manifest = read_manifest(folder)
+    metadata = _read_columns(folder / METADATA, ("label", "class_name", *IMAGE_COLUMNS, *GENERATION_COLUMNS))
+    release = get_release(folder.parent, folder.name) if is_releases_root(folder.parent) else None
+    verdict = gate_verdict(folder)
+    return {
+        "kind": "release" if release else "dataset",
+        "path": str(folder),
+        "release": _jsonable(release.to_row()) if release else None,
+        "num_samples": manifest["num_samples"],
+        "num_shards": manifest["num_shards"],
+        "shard_bytes": sum(s["bytes"] for s in manifest["shards"]),
+        "verification": verification(folder, manifest) if verify else None,
+        "classes": class_counts(metadata),
+        "images": image_counts(metadata),
+        "generation": {c: value_counts(metadata, c) for c in GENERATION_COLUMNS if c in metadata.column_names},
+        "gate": {"status": verdict[0], "reasons": verdict[1]} if verdict else None,
+        "metrics": flat_metrics(Path(metrics_file) if metrics_file else folder / METRICS_FILE),
+        "quality": _parquet_shape(folder / QUALITY),
+    }
+
+
+def verification(folder: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Shards and metadata.parquet re-hashed against the sha256 recorded in the manifest."""
+    bad = verify_dataset(folder)
+    metadata_ok = sha256_file(folder / METADATA) == manifest["metadata"]["sha256"]
+    return {"ok": not bad and metadata_ok, "checked_shards": manifest["num_shards"], "bad_shards": bad,
+            "metadata_ok": metadata_ok}
+
+
+def _read_columns(path: Path, wanted: tuple[str, ...]) -> pa.Table:
+    present = set(pq.read_schema(path).names)
+    return pq.read_table(path, columns=[c for c in wanted if c in present])
+
+
+def class_counts(metadata: pa.Table) -> dict[str, int]:
+    """Samples per class name, in label order."""
+    grouped = metadata.group_by(["label", "class_name"]).aggregate([("label", "count")]).sort_by("label")
+    return dict(zip(grouped["class_name"].to_pylist(), grouped["label_count"].to_pylist()))
+
+
+def value_counts(metadata: pa.Table, column: str) -> dict[Any, int]:
+    """How many samples have each value of `column`, in value order."""
+    counts = pc.value_counts(metadata[column]).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: (c["values"] is None, c["values"]))}
+
+
+def image_counts(metadata: pa.Table) -> dict[str, dict[str, int]]:
+    """Samples per image format and per size (`WxH`)."""
+    size = pc.binary_join_element_wise(pc.cast(metadata["width"], pa.string()),
+                                       pc.cast(metadata["height"], pa.string()), "x")
+    return {"format": value_counts(metadata, "format"), "size": value_counts(pa.table({"size": size}), "size")}
+
+
+def flat_metrics(path: Path) -> dict[str, Any]:
+    """metrics.json flattened to dotted keys (`a.b`), numbers and strings only; empty if absent."""
+    if not path.is_file():
+        return {}
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            flat[prefix] = value
+
+    walk("", json.loads(path.read_text()))
+    return flat
+
+
+def _parquet_shape(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    meta = pq.read_metadata(path)
+    return {"rows": meta.num_rows, "columns": meta.schema.to_arrow_schema().names}
+
+
+def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+
+
+# ---- printing ----------------------------------------------------------------------------------
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def _when(iso: str | None) -> str:
+    return iso[:16].replace("T", " ") if iso else "-"  # minutes are enough to tell runs apart
+
+
+def _line(label: str, text: str) -> str:
+    return f"{label:<{LABEL_WIDTH}}{text}"
+
+
+def _block(title: str, items: Mapping[Any, Any]) -> list[str]:
+    if not items:
+        return []
+    width = max(len(str(k)) for k in items)
+    return [title] + [f"  {str(k):<{width}}  {_num(v)}" for k, v in items.items()]
+
+
+def _counts(counts: Mapping[Any, int]) -> str:
+    return ", ".join(f"{k}: {_num(v)}" for k, v in counts.items())
+
+
+def _verification_line(check: Mapping[str, Any] | None) -> str:
+    if check is None:
+        return _line("verified", "skipped")
+    if check["ok"]:
+        return _line("verified", f"ok: {check['checked_shards']} shards and {METADATA} match {MANIFEST}")
+    bad = check["bad_shards"]
+    problems = [f"{len(bad)} shards missing or changed ({', '.join(bad[:5])})"] if bad else []
+    problems += [] if check["metadata_ok"] else [f"{METADATA} changed"]
+    return _line("verified", f"FAILED: {'; '.join(problems)}")
+
+
+def _format_dataset(s: Mapping[str, Any]) -> list[str]:
+    lines = [_line("path", s["path"])]
+    if s["release"]:
+        r = s["release"]
+        finished = _when(r["finished_at"])
+        lines.append(_line("release", f"{r['release_id']} {r['status']} (seed {r['seed']}, finished {finished})"))
+    lines.append(_line("samples", f"{_num(s['num_samples'])} in {s['num_shards']} shards ({_size(s['shard_bytes'])})"))
+    lines.append(_verification_line(s["verification"]))
+    if s["gate"]:
+        lines.append(_line("gate", s["gate"]["status"]))
+        lines += [f"  - {reason}" for reason in s["gate"]["reasons"]]
+    lines += _block(_line("classes", str(len(s["classes"]))), s["classes"])
+    lines += [_line(name, _counts(counts)) for name, counts in {**s["images"], **s["generation"]}.items()]
+    lines += _block("metrics", s["metrics"])
+    if s["quality"]:
+        lines.append(_line("quality", f"{_num(s['quality']['rows'])} rows: {', '.join(s['quality']['columns'])}"))
+    return lines
+
+
+RELEASE_COLUMNS = ("release_id", "status", "num_images", "num_shards", *KEY_METRICS[:3], "finished_at")
+
+
+def _cell(row: Mapping[str, Any], column: str) -> str:
+    return _when(row[column]) if column == "finished_at" else _num(row[column])
+
+
+def _format_releases(s: Mapping[str, Any]) -> list[str]:
+    lines = [_line("releases", f"{s['path']}  ({len(s['releases'])} releases, "
+                               f"latest published: {s['latest_published'] or 'none'})")]
+    if not s["releases"]:
+        return lines
+    table = [list(RELEASE_COLUMNS)] + [[_cell(r, c) for c in RELEASE_COLUMNS] for r in s["releases"]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(RELEASE_COLUMNS))]
+    return lines + ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """`summarise`'s dict as print-friendly plain text."""
+    lines = _format_releases(summary) if summary["kind"] == "releases" else _format_dataset(summary)
+    return "\n".join(lines) + "\n"

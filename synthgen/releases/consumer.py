@@ -1,0 +1,67 @@
+"""How downstream teams pick a release: the newest published one, or one pinned by its id."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthgen.errors import SynthgenError
+from synthgen.releases.index import INDEX, ReleaseEntry, read_index
+from synthgen.shards.manifest import MANIFEST
+
+_LISTED = 5  # published ids named in an error message
+
+
+class ReleaseNotFoundError(SynthgenError):
+    """No published release matches, or its folder is missing."""
+
+
+def is_releases_root(path: str | Path) -> bool:
+    """A releases root is a folder holding `index.parquet`; a dataset folder holds `manifest.json`."""
+    return (Path(path) / INDEX).is_file()
+
+
+def _published(entries: list[ReleaseEntry]) -> list[ReleaseEntry]:
+    return [e for e in entries if e.status == "published"]
+
+
+def _pick(root: Path, entries: list[ReleaseEntry], release_id: str | None) -> ReleaseEntry:
+    published = _published(entries)
+    choices = ", ".join(e.release_id for e in published[-_LISTED:]) or "none"
+    if release_id is None:
+        if not published:
+            raise ReleaseNotFoundError(f"{root} has no published release yet ({len(entries)} releases in {INDEX})")
+        return published[-1]
+    entry = next((e for e in entries if e.release_id == release_id), None)
+    if entry is None:
+        raise ReleaseNotFoundError(f"release {release_id} is not in {root / INDEX}; latest published: {choices}")
+    if entry.status != "published":
+        raise ReleaseNotFoundError(f"release {release_id} is {entry.status}, not published; latest published: {choices}")
+    return entry
+
+
+def resolve_release(root: str | Path, release_id: str | None = None) -> Path:
+    """The folder of the newest published release under `root`, or of the pinned `release_id`."""
+    root = Path(root)
+    if not is_releases_root(root):
+        raise ReleaseNotFoundError(f"{root} is not a releases root: it has no {INDEX}")
+    folder = root / _pick(root, read_index(root), release_id).release_id
+    if not (folder / MANIFEST).is_file():
+        raise ReleaseNotFoundError(
+            f"release {folder.name} is published but {folder} has no {MANIFEST}; restore it (e.g. dvc pull)")
+    return folder
+
+
+def resolve_dataset_path(path: str | Path, release: str | None = None) -> Path:
+    """A dataset folder as given, or the chosen release's folder when `path` is a releases root."""
+    path = Path(path)
+    if is_releases_root(path):
+        return resolve_release(path, release)
+    if release is not None:
+        raise ReleaseNotFoundError(f"release={release!r} needs a releases root (a folder with {INDEX}); {path} is not one")
+    return path
+
+
+def open_release(root: str | Path, release_id: str | None = None, **open_dataset_kwargs):
+    """`open_dataset` on the newest published release (or the pinned one); kwargs: where, shuffle, seed, ..."""
+    from synthgen.shards.reader import open_dataset  # late: the reader may resolve paths through this module
+
+    return open_dataset(resolve_release(root, release_id), **open_dataset_kwargs)

@@ -1,0 +1,136 @@
+"""eps / x0 / v conversions, training targets, Min-SNR weights and the diffusion loss."""
+import itertools
+
+import pytest
+import torch
+
+from synthgen.diffusion import NoiseSchedule, convert, diffusion_loss, loss_weight, training_target
+from synthgen.diffusion.parameterization import PREDICTION_TYPES, to_epsilon, to_x0
+
+SCHEDULE = NoiseSchedule.linear(1000)
+
+
+def noisy_batch(dtype=torch.float64, seed=0):
+    """x0, eps, the timesteps, abar broadcastable to x, and x_t = sqrt(abar) x0 + sqrt(1 - abar) eps."""
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(6, 2, 3, 3, generator=g, dtype=dtype)
+    eps = torch.randn(6, 2, 3, 3, generator=g, dtype=dtype)
+    t = torch.tensor([0, 1, 100, 500, 900, 999])
+    abar = SCHEDULE.at(SCHEDULE.alphas_cumprod, t, x0)
+    return x0, eps, t, abar, SCHEDULE.q_sample(x0, t, eps)
+
+
+def truth(x0, eps, abar):
+    return {"epsilon": eps, "sample": x0, "v_prediction": abar.sqrt() * eps - (1 - abar).sqrt() * x0}
+
+
+@pytest.mark.parametrize("source,target", list(itertools.product(PREDICTION_TYPES, repeat=2)))
+def test_every_conversion_is_exact(source, target):
+    x0, eps, _, abar, x_t = noisy_batch()
+    values = truth(x0, eps, abar)
+    torch.testing.assert_close(convert(values[source], x_t, abar, source, target), values[target])
+
+
+@pytest.mark.parametrize("source,target", list(itertools.product(PREDICTION_TYPES, repeat=2)))
+def test_round_trip_returns_the_prediction(source, target):
+    x0, eps, _, abar, x_t = noisy_batch()
+    prediction = torch.randn_like(x0)  # any prediction, not only the true one
+    back = convert(convert(prediction, x_t, abar, source, target), x_t, abar, target, source)
+    torch.testing.assert_close(back, prediction)
+
+
+def test_float32_round_trip_is_close_away_from_the_ends():
+    x0, eps, _, abar, x_t = noisy_batch(torch.float32)
+    middle = slice(2, 5)  # t = 100, 500, 900: divisions by sqrt(abar) or sqrt(1 - abar) stay tame
+    x0_hat = to_x0(eps, x_t, abar, "epsilon")
+    torch.testing.assert_close(x0_hat[middle], x0[middle], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(to_epsilon(x0, x_t, abar, "sample")[middle], eps[middle], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("prediction_type", PREDICTION_TYPES)
+def test_training_target_is_the_true_quantity(prediction_type):
+    x0, eps, _, abar, _ = noisy_batch()
+    torch.testing.assert_close(training_target(x0, eps, abar, prediction_type), truth(x0, eps, abar)[prediction_type])
+
+
+def test_unknown_prediction_type_lists_the_allowed_names():
+    x0, eps, _, abar, x_t = noisy_batch()
+    with pytest.raises(ValueError, match="epsilon, v_prediction, sample"):
+        convert(eps, x_t, abar, "score", "epsilon")
+
+
+def test_min_snr_weights_are_one_objective_in_three_parameterisations():
+    """w_type * ||type error||^2 equals w_eps * ||eps error||^2 for one and the same prediction error."""
+    x0, eps, t, abar, x_t = noisy_batch()
+    snr = SCHEDULE.snr(t)
+    eps_hat = eps + 0.1 * torch.randn_like(eps)
+    errors = {}
+    for kind in PREDICTION_TYPES:
+        prediction = convert(eps_hat, x_t, abar, "epsilon", kind)
+        per_sample = (prediction - truth(x0, eps, abar)[kind]).square().flatten(1).sum(1)
+        errors[kind] = loss_weight(snr, kind, "min_snr", gamma=5.0) * per_sample
+    torch.testing.assert_close(errors["v_prediction"], errors["epsilon"])
+    torch.testing.assert_close(errors["sample"], errors["epsilon"])
+
+
+def test_min_snr_weight_values():
+    snr = torch.tensor([0.5, 5.0, 50.0], dtype=torch.float64)
+    expected_eps, expected_x0 = snr.new_tensor([1.0, 1.0, 0.1]), snr.new_tensor([0.5, 5.0, 5.0])
+    torch.testing.assert_close(loss_weight(snr, "epsilon", "min_snr", 5.0), expected_eps)
+    torch.testing.assert_close(loss_weight(snr, "sample", "min_snr", 5.0), expected_x0)
+    torch.testing.assert_close(loss_weight(snr, "v_prediction", "min_snr", 5.0), torch.clamp(snr, max=5) / (snr + 1))
+    assert bool((loss_weight(snr, "sample", "uniform") == 1).all())
+    with pytest.raises(ValueError, match="uniform, min_snr"):
+        loss_weight(snr, "epsilon", "p2")
+
+
+def oracle(x0_fixed, prediction_type):
+    """A model that knows the data is the single point x0_fixed: it recovers eps, x0 and v exactly."""
+
+    def model(x_t, t, labels):
+        abar = SCHEDULE.at(SCHEDULE.alphas_cumprod, t, x_t)
+        eps = (x_t - abar.sqrt() * x0_fixed) / (1 - abar).sqrt()
+        return truth(x0_fixed.expand_as(x_t), eps, abar)[prediction_type]
+
+    return model
+
+
+@pytest.mark.parametrize("prediction_type", PREDICTION_TYPES)
+@pytest.mark.parametrize("weighting", ["uniform", "min_snr"])
+def test_loss_is_zero_for_the_exact_model(prediction_type, weighting):
+    x0 = torch.full((8, 2, 4, 4), 0.3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    loss = diffusion_loss(oracle(x0[:1], prediction_type), x0, None, SCHEDULE, prediction_type, weighting, 5.0, g)
+    assert loss.ndim == 0 and loss.item() < 1e-12
+
+
+def test_loss_of_a_zero_model_is_the_target_energy_and_reproducible():
+    x0 = torch.zeros(512, 1, 4, 4)
+
+    def zero_model(x_t, t, labels):
+        assert t.dtype == torch.long and labels is None
+        return torch.zeros_like(x_t)
+
+    losses = [diffusion_loss(zero_model, x0, None, SCHEDULE, generator=torch.Generator().manual_seed(5)) for _ in "ab"]
+    assert losses[0].item() == losses[1].item()
+    # E||eps||^2 per element is 1; 8192 draws give an SE of ~0.016
+    assert losses[0].item() == pytest.approx(1.0, abs=0.08)
+
+
+def test_loss_draws_timesteps_from_the_generator():
+    seen = []
+
+    def model(x_t, t, labels):
+        seen.append(t)
+        return torch.zeros_like(x_t)
+
+    x0 = torch.zeros(64, 1, 2, 2)
+    for seed in (1, 1, 2):
+        diffusion_loss(model, x0, None, SCHEDULE, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
+    assert 0 <= seen[0].min() and seen[0].max() <= 999
+
+
+def test_loss_needs_a_generator():
+    with pytest.raises(ValueError, match="generator"):
+        diffusion_loss(lambda x, t, y: x, torch.zeros(2, 1, 2, 2), None, SCHEDULE)
