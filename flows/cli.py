@@ -4,6 +4,7 @@ Every stage command validates params before any work starts; a user error prints
 """
 from __future__ import annotations
 
+import importlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,22 +39,74 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def validated(params: Path, sets: list[str] | None) -> list[str]:
+def validated(params: Path, sets: list[str] | None, check_paths: bool = False) -> list[str]:
     """Validate params up front, so that a bad value stops the run before any work or output."""
     overrides = list(sets or [])
-    load_params(params, overrides)
+    load_params(params, overrides, check_paths=check_paths)
     return overrides
+
+
+def run_flow(module: str, name: str, params: Path, sets: list[str] | None, check_paths: bool = False, **kwargs):
+    """Validate params, then run flow `name` of `flows.<module>`; user errors become one line."""
+    with user_errors():
+        overrides = validated(params, sets, check_paths)
+        flow = getattr(importlib.import_module(f"flows.{module}"), name)
+        return flow(params_path=str(params), overrides=overrides, **kwargs)
 
 
 @app.command()
 def prepare(params: Params = Path("params.yaml"), set: Sets = None,
             out: str = Folder(paths.PREPARED, "Output folder for train/val shards.")) -> None:
     """Stage 1: decode, clean, deduplicate and split the source dataset into shards."""
+    run_flow("prepare", "prepare", params, set, check_paths=True, out=out)
+
+
+@app.command("train-ae")
+def train_ae(params: Params = Path("params.yaml"), set: Sets = None,
+             prepared: str = Folder(paths.PREPARED, "Prepared dataset (from `prepare`)."),
+             out: str = Folder(paths.AUTOENCODER, "Output folder for the autoencoder.")) -> None:
+    """Stage 2: train the KL autoencoder and compute the latent scale factor."""
+    run_flow("train_autoencoder", "train_autoencoder", params, set, prepared=prepared, out=out)
+
+
+@app.command()
+def encode(params: Params = Path("params.yaml"), set: Sets = None,
+           prepared: str = Folder(paths.PREPARED, "Prepared dataset (from `prepare`)."),
+           autoencoder: str = Folder(paths.AUTOENCODER, "Trained autoencoder (from `train-ae`)."),
+           out: str = Folder(paths.LATENTS, "Output folder for the latent store.")) -> None:
+    """Stage 3: encode the train split once into the latent store."""
+    run_flow("encode_latents", "encode_latents", params, set, prepared=prepared, autoencoder=autoencoder, out=out)
+
+
+@app.command()
+def sample(params: Params = Path("params.yaml"), set: Sets = None,
+           diffusion: str = Folder(paths.DIFFUSION, "Trained diffusion model (from `train-ldm`)."),
+           autoencoder: str = Folder(paths.AUTOENCODER, "Trained autoencoder (from `train-ae`)."),
+           out: str = Folder(paths.SYNTHETIC, "Output folder for the synthetic shards.")) -> None:
+    """Stage 5: generate the synthetic dataset into WebDataset shards (resumes a crashed run)."""
     with user_errors():
         overrides = validated(params, set)
-        from flows.prepare import prepare as flow
+        from flows.sample import run_sample
 
-        flow(params_path=str(params), overrides=overrides, out=out)
+        run_sample(str(params), overrides, diffusion=diffusion, autoencoder=autoencoder, out=out)
+
+
+@app.command()
+def regenerate(key: str = typer.Argument(..., help="Key of the sample to remake, e.g. synthetic-000000042."),
+               dataset: str = Folder(paths.SYNTHETIC, "Synthetic dataset holding the sample."),
+               diffusion: str = Folder(paths.DIFFUSION, "Diffusion model that made it."),
+               autoencoder: str = Folder(paths.AUTOENCODER, "Autoencoder that made it."),
+               save: Optional[Path] = typer.Option(None, help="Write the remade image here.")) -> None:
+    """Remake one sample from its metadata and the checkpoints; check its sha256 against the stored one."""
+    with user_errors():
+        from synthgen.generate.regenerate import describe, regenerate as remake
+
+        result = remake(dataset, key, diffusion, autoencoder)
+        if save is not None:
+            save.write_bytes(result.image)
+        typer.echo(describe(result))
+        if not result.matches:
+            raise typer.Exit(1)
 
 
 @app.command()

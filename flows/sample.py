@@ -10,7 +10,7 @@ import socket
 import time
 from datetime import datetime, timezone
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm import tqdm
@@ -60,8 +60,9 @@ def sample(params_path: str = "params.yaml", overrides: list[str] | None = None,
     logger.info(f"{plan.num_images} images in {plan.num_shards} shards: {len(done)} already done, {len(todo)} to make")
     entries = list(done.values())
     with shard_resources(cfg):
-        futures = sample_shard_task.map(todo, plan=plan, cfg=cfg, diffusion=diffusion, autoencoder=autoencoder,
-                                        class_names=class_names, provenance=provenance, out=out)
+        shared = dict(plan=plan, cfg=cfg, diffusion=diffusion, autoencoder=autoencoder, class_names=class_names,
+                      provenance=provenance, out=out)
+        futures = sample_shard_task.map(todo, **{name: unmapped(value) for name, value in shared.items()})
     entries += track(futures, logger)
 
     run = {

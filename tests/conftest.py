@@ -1,11 +1,14 @@
 """Test-wide settings: Prefect and DVC run offline, in a throwaway home, without telemetry."""
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
 # Set before anything imports prefect: it reads these at import time.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthgen-prefect-home-")
+atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"

@@ -21,6 +21,16 @@ from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.config.training import TrainConfig
 from synthgen.training import MAIN, train
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_cpu_thread():
+    """One intra-op thread: on a busy shared CPU, two threads wait on each other for most of a step."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 REPO = Path(__file__).resolve().parents[1]
 REGRESSION = TrainConfig(steps=6, batch_size=8, lr=0.05, warmup_steps=2, ema_decay=0.5, checkpoint_every=3,
                          log_every=2, device="cpu", progress=False)

@@ -13,6 +13,15 @@ from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.models.autoencoder import Autoencoder
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_cpu_thread():
+    """One intra-op thread: on a busy shared CPU, two threads wait on each other for most of a step."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_shards_round_trip(tmp_path):
     g = torch.Generator().manual_seed(0)
     mean, std = torch.randn(5, 2, 3, 3, generator=g), torch.rand(5, 2, 3, 3, generator=g)

@@ -17,6 +17,15 @@ from synthgen.training.ema import EMA
 from synthgen.training.schedule import warmup_lr
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_cpu_thread():
+    """One intra-op thread: on a busy shared CPU, two threads wait on each other for most of a step."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def toy_pixels(n: int, size: int, seed: int) -> torch.Tensor:
     """Smooth random uint8 images (N, 3, size, size): bilinear upsampling of 4x4 colour grids."""
     g = torch.Generator().manual_seed(seed)

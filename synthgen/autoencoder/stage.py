@@ -29,8 +29,8 @@ from synthgen.errors import SynthgenError
 from synthgen.imaging import from_uint8, save_grid, to_uint8
 from synthgen.models.autoencoder import Autoencoder
 from synthgen.models.discriminator import PatchDiscriminator
-from synthgen.training.distributed import is_main_process, resolve_device
-from synthgen.training.loop import MAIN, train
+from synthgen.training.distributed import cpu_threads, resolve_device
+from synthgen.training.loop import MAIN, TrainResult, train
 from synthgen.training.rng import derive_seed, seeded_cpu_rng
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,13 @@ def train_autoencoder(cfg: AutoencoderConfig, train_pixels: np.ndarray, train_la
     if result.rank != 0:
         return {"rank": result.rank}
     # 2) scale factor, evaluation, outputs
+    with cpu_threads(cfg.train.cpu_threads):
+        return evaluate_and_write(cfg, result, train_pixels, val_pixels, out_dir)
+
+
+def evaluate_and_write(cfg: AutoencoderConfig, result: TrainResult, train_pixels: np.ndarray, val_pixels: np.ndarray,
+           out_dir: Path) -> dict[str, Any]:
+    """Scale factor, validation metrics and every output file of the trained autoencoder."""
     start = time.perf_counter()
     device = resolve_device(cfg.train.device)
     model = result.final_model.to(device).eval()

@@ -1,4 +1,4 @@
-"""Params sections of the latent diffusion model: network, noise schedule, loss and preview sampler."""
+"""Params sections of the latent diffusion model: network, noise schedule, loss, training and preview."""
 from __future__ import annotations
 
 from typing import Literal
@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from synthgen.config.base import Section
+from synthgen.config.training import TrainConfig
 
 SamplerName = Literal["ddpm", "ddim", "euler_maruyama", "pc", "heun", "dpm_solver_pp_2m"]
 TimestepSpacing = Literal["leading", "trailing", "linspace"]
@@ -16,15 +17,15 @@ LossWeighting = Literal["uniform", "min_snr"]
 class UNetConfig(Section):
     """Class-conditional UNet on latents (ADM-style; Dhariwal & Nichol 2021)."""
 
-    in_channels: int = Field(4, ge=1, le=64)  # latent channels; the output has the same shape
-    sample_size: int = Field(8, ge=1, le=1024)  # latent height = width, used to place attention
+    in_channels: int = Field(4, ge=1, le=64)  # latent channels; train_diffusion sets it from the latent store
+    sample_size: int = Field(16, ge=1, le=1024)  # latent height = width (places attention); set from the latent store
     base_channels: int = Field(32, ge=4, le=1024)  # width of the first level
     channel_mult: tuple[int, ...] = Field((1, 2, 2), min_length=1, max_length=6)  # width per level = base * mult
     num_res_blocks: int = Field(1, ge=1, le=8)  # ResNet blocks per level on the way down
     attention_resolutions: tuple[int, ...] = (4,)  # feature-map sizes with self-attention (the middle always has it)
     attention_head_channels: int = Field(32, ge=1, le=1024)  # channels per attention head
     norm_groups: int = Field(8, ge=1, le=128)  # GroupNorm groups; must divide every level's width
-    num_classes: int = Field(10, ge=0, le=100_000)  # 0 = unconditional; the CFG null class is index num_classes
+    num_classes: int = Field(12, ge=0, le=100_000)  # train_diffusion sets it to len(class_names); CFG null class = num_classes
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # dropout inside ResNet blocks
     scale_shift_norm: bool = True  # condition by GroupNorm scale/shift (ADM) instead of addition
 
@@ -90,6 +91,18 @@ class SamplerConfig(Section):
     corrector_steps: int = Field(1, ge=1, le=100)  # pc: Langevin steps per noise level
 
 
+class PreviewConfig(SamplerConfig):
+    """The sampler of the per-class grid drawn with the EMA weights after training."""
+
+    images_per_class: int = Field(8, ge=1, le=64)  # columns of grid.png (one row per class)
+
+
+DEFAULT_TRAIN = TrainConfig(
+    steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
+    checkpoint_every=500, log_every=25,
+)
+
+
 class DiffusionConfig(Section):
     """The latent diffusion model: network, schedule, training objective and the preview grid."""
 
@@ -99,7 +112,9 @@ class DiffusionConfig(Section):
     loss_weighting: LossWeighting = "min_snr"  # uniform or Min-SNR-gamma (Hang et al. 2023)
     min_snr_gamma: float = Field(5.0, gt=0.0, le=1e6)  # gamma of Min-SNR weighting
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
-    preview: SamplerConfig = SamplerConfig()  # sampler for the per-class grid after training
+    latents: Literal["sample", "mean"] = "sample"  # train on posterior samples z = mean + std * eps (LDM) or on the mean
+    train: TrainConfig = DEFAULT_TRAIN  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
+    preview: PreviewConfig = PreviewConfig()  # sampler and size of the per-class grid after training
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DiffusionConfig:

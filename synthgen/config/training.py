@@ -25,6 +25,7 @@ class TrainConfig(Section):
     log_every: int = Field(50, ge=1)  # steps per metrics row (values are means over those steps)
     seed: int = Field(0, ge=0)  # seeds batch order, noise and weight init of the stage
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    cpu_threads: int = Field(0, ge=0, le=1024)  # torch intra-op threads; 0 = torch's default (use 1 on a busy shared CPU)
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the networks (CUDA; slow to start)
     channels_last: bool = False  # channels_last memory format for networks and 4-D batches (CUDA)

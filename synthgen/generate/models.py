@@ -44,8 +44,8 @@ def load_models(diffusion_dir: str, autoencoder_dir: str, device: str = "auto", 
     dev = resolve_device(device)
     diffusion = load_diffusion(Path(diffusion_dir), dev)
     autoencoder = load_autoencoder(Path(autoencoder_dir), dev)
-    trained_on = diffusion.config.get("autoencoder_sha256")
-    if trained_on and trained_on != autoencoder.sha256:
+    trained_on = diffusion.autoencoder_sha256
+    if trained_on != autoencoder.sha256:
         raise SynthgenError(
             f"{diffusion_dir} was trained on autoencoder {trained_on[:12]}, but {autoencoder_dir} holds "
             f"{autoencoder.sha256[:12]}; retrain the diffusion model (dvc repro train_diffusion)")

@@ -6,8 +6,10 @@ collective is ever called. torchrun runs on one machine; all ranks read the same
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -42,6 +44,18 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     if preference == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """Use `count` intra-op CPU threads inside the block (0 keeps torch's default), then restore."""
+    before = torch.get_num_threads()
+    if count > 0:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def is_main_process() -> bool:

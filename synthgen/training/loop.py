@@ -31,7 +31,7 @@ from synthgen.training.checkpoint import (
     CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
 )
 from synthgen.training.distributed import (
-    DistContext, barrier, gather_cpu_tensors, mean_across_ranks, setup_distributed, wrap_ddp,
+    DistContext, barrier, cpu_threads, gather_cpu_tensors, mean_across_ranks, setup_distributed, wrap_ddp,
 )
 from synthgen.training.ema import EMA
 from synthgen.training.metrics_log import MetricsLog
@@ -98,7 +98,7 @@ def train(
         raise SynthgenError(f"training tensors must have equal lengths, got {counts}")
     ctx = setup_distributed(cfg.device)
     forked = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=forked):
+    with torch.random.fork_rng(devices=forked), cpu_threads(cfg.cpu_threads):
         return Run(cfg, nets, objective, data, Path(checkpoint_dir), Path(metrics_path), ctx).run()
 
 

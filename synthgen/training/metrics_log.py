@@ -1,17 +1,20 @@
 """Per-step training metrics as a CSV file that `dvc plots` can draw (x = step).
 
-Rows are kept in memory and the whole file is rewritten atomically on `flush` (at every checkpoint
-and at the end), so the file never holds a half-written row. On resume, rows after the checkpoint's
+Rows are kept in memory and the whole file is rewritten atomically on `flush` (at every checkpoint,
+at the end, and after a row when FLUSH_SECONDS have passed), so it never holds a half-written row. On resume, rows after the checkpoint's
 step are dropped: the resumed run writes them again.
 """
 from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 
 from synthgen.atomic import atomic_write_bytes
 from synthgen.errors import SynthgenError
+
+FLUSH_SECONDS = 10.0  # a live run's CSV lags by at most this long
 
 
 class MetricsLog:
@@ -21,6 +24,7 @@ class MetricsLog:
         self.path = Path(path)
         self.columns: list[str] | None = None
         self.rows: list[dict[str, str]] = []
+        self.flushed_at = time.monotonic()
         if resume_step > 0 and self.path.is_file():
             with self.path.open(newline="") as f:
                 reader = csv.DictReader(f)
@@ -36,6 +40,8 @@ class MetricsLog:
                 "an objective must log the same keys at every step"
             )
         self.rows.append({k: format_value(v) for k, v in row.items()})
+        if time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+            self.flush()
 
     def flush(self) -> None:
         if self.columns is None:
@@ -45,6 +51,7 @@ class MetricsLog:
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_bytes(self.path, buf.getvalue().encode())
+        self.flushed_at = time.monotonic()
 
 
 def format_value(value: float) -> str:

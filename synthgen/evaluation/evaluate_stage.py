@@ -1,0 +1,232 @@
+"""The evaluate stage as a pure function: score a synthetic dataset against the real data, then gate it.
+
+`evaluate` writes into `out_dir`:
+  metrics.json                  every metric beside its real-versus-real baseline (DVC metrics)
+  gate.json                     the verdict: status, reasons and every check
+  plots/per_class_accuracy.csv  conditional accuracy per class beside the classifier's real val accuracy
+  plots/nn_distances.csv        histogram of distances to the nearest training image, real val and generated
+  plots/quality_vs_steps.csv    FD per sampler and step count, when a sweep is passed in
+  grid_per_class.png            one row of generated samples per class
+  report.html                   the self-contained report
+  cas/metrics.csv               per-step metrics of the CAS classifier (trained on synthetic images only)
+and into `synthetic_dir`: quality.parquet (per-sample quality) and, last of all, `status`
+(published | rejected) and `gate_reasons` in its manifest.json.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from synthgen.atomic import atomic_write_json
+from synthgen.config.evaluate import EvaluateConfig
+from synthgen.errors import SynthgenError
+from synthgen.evaluation.classifier_stage import fit_classifier
+from synthgen.evaluation.features import class_accuracy, embed_pixels, matched_subsets, pixels_nchw, seeded_subset, to_model_range
+from synthgen.evaluation.inputs import LabelledImages, RealData, load_prepared, load_synthetic
+from synthgen.evaluation.plots import save_class_grid, write_nn_distances, write_per_class_accuracy, write_quality_vs_steps
+from synthgen.evaluation.quality import quality_table, write_quality
+from synthgen.evaluation.report import write_evaluation_report
+from synthgen.evaluation.scores import (
+    cas_metrics, conditional_with_baseline, fd_with_baseline, gate_space_aliases, kid_with_baseline,
+    memorisation_summary, precision_recall_with_baseline,
+)
+from synthgen.evaluation.trained import TrainedClassifier, load_classifier
+from synthgen.metrics.gate import GateVerdict, evaluate_gate
+from synthgen.metrics.inception import inception_features, load_inception
+from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
+from synthgen.shards import read_manifest
+from synthgen.shards.manifest import MANIFEST
+from synthgen.training.distributed import resolve_device
+from synthgen.training.rng import derive_seed
+
+log = logging.getLogger(__name__)
+
+MEASURED_STREAM, SUBSET_STREAM, CAS_STREAM = 31, 34, 35  # seed-stream keys of the stage's random choices
+MUST_MATCH = ("classifier", "augment", "cas")  # sections the CAS reference was trained with
+IGNORED_KEYS = {"progress", "cpu_threads"}  # settings that do not change what is trained
+
+
+# ---- checks ---------------------------------------------------------------------------------
+
+
+def differences(stored: Any, current: Any, prefix: str) -> list[str]:
+    """Dotted keys whose value differs between two JSON trees, as 'key=old (params say new)'.
+
+    Keys the stored tree lacks (params added after it was written) are not compared.
+    """
+    if isinstance(stored, dict) and isinstance(current, dict):
+        return [d for k in current if k not in IGNORED_KEYS and k in stored
+                for d in differences(stored[k], current[k], f"{prefix}.{k}")]
+    return [] if stored == current else [f"{prefix}={stored!r} (params say {current!r})"]
+
+
+def check_classifier_fits(trained: TrainedClassifier, cfg: EvaluateConfig, real: RealData, classifier_dir: Path) -> None:
+    """The classifier folder must come from these classes, this image size and these CAS settings."""
+    current = cfg.model_dump(mode="json")
+    diffs = [d for s in MUST_MATCH for d in differences(trained.trained_with.get(s), current[s], f"evaluate.{s}")]
+    if diffs:
+        raise SynthgenError(f"{classifier_dir} was trained with {diffs[0]}; re-run train_classifier with these params")
+    if trained.class_names != real.class_names:
+        raise SynthgenError(f"{classifier_dir} knows classes {trained.class_names}, the prepared data has "
+                            f"{real.class_names}; re-run train_classifier")
+    if tuple(real.train.pixels.shape[1:3]) != tuple(trained.image_size):
+        raise SynthgenError(f"{classifier_dir} was trained on {tuple(trained.image_size)} images, the prepared data "
+                            f"is {real.train.pixels.shape[1:3]}; re-run train_classifier")
+
+
+def check_synthetic_fits(synthetic: LabelledImages, real: RealData, cfg: EvaluateConfig) -> None:
+    if synthetic.pixels.shape[1:] != real.train.pixels.shape[1:]:
+        raise SynthgenError(f"synthetic images are {synthetic.pixels.shape[1:3]}, real ones {real.train.pixels.shape[1:3]}; "
+                            "generate at the prepared resolution")
+    if min(len(synthetic), cfg.cas.samples) < cfg.cas.train.batch_size:
+        raise SynthgenError(f"evaluate.cas.train.batch_size={cfg.cas.train.batch_size} is larger than the "
+                            f"{min(len(synthetic), cfg.cas.samples)} synthetic images CAS trains on; lower it")
+
+
+# ---- measurements ---------------------------------------------------------------------------
+
+
+def pixel_rows(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 images (N, H, W, 3) as (N, 3*H*W) rows in [-1, 1], the pixel space of memorisation."""
+    return flatten_pixels(to_model_range(pixels_nchw(pixels)))
+
+
+def memorisation_by_space(cfg: EvaluateConfig, features: Mapping[str, torch.Tensor], real: RealData,
+                          generated: np.ndarray) -> dict[str, Memorisation]:
+    """Nearest training image of every generated image in feature space and in pixel space."""
+    q, chunk = cfg.memorisation_quantile, cfg.distance_chunk
+    return {
+        "features": memorisation(features["generated"], features["train"], features["val"], q, chunk),
+        "pixels": memorisation(pixel_rows(generated), pixel_rows(real.train.pixels), pixel_rows(real.val.pixels), q, chunk),
+    }
+
+
+def train_cas(cfg: EvaluateConfig, images: LabelledImages, val: LabelledImages, num_classes: int,
+              run_dir: Path) -> tuple[float, int]:
+    """Real val accuracy of the CAS classifier trained from scratch on synthetic images only, and their count.
+
+    Always a fresh run (the synthetic data may have changed); only its metrics.csv is kept.
+    """
+    shutil.rmtree(run_dir, ignore_errors=True)
+    chosen = images.take(seeded_subset(len(images), cfg.cas.samples, derive_seed(cfg.seed, CAS_STREAM)))
+    result = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, chosen.pixels, chosen.labels, num_classes, run_dir)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall, len(chosen)
+
+
+def inception_fid(model: torch.nn.Module, real: RealData, measured: LabelledImages, subsets: Sequence[np.ndarray],
+                  cfg: EvaluateConfig) -> dict[str, float]:
+    """FID (Heusel et al. 2017) with the user's local Inception weights, beside the real val baseline."""
+    feats = {name: inception_features(model, images.pixels, cfg.batch_size)
+             for name, images in (("train", real.train), ("val", real.val), ("generated", measured))}
+    return fd_with_baseline(feats["train"], feats["val"], feats["generated"], subsets, name="fid")
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON-safe metrics: NaN and infinities become null (the gate reads null as not measured)."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---- outputs --------------------------------------------------------------------------------
+
+
+def record_status(synthetic_dir: str | Path, verdict: GateVerdict) -> None:
+    """Write the verdict into the synthetic dataset's manifest: status and the reasons of a rejection."""
+    manifest = read_manifest(synthetic_dir)
+    manifest.update(status=verdict.status, gate_reasons=verdict.reasons)
+    atomic_write_json(Path(synthetic_dir) / MANIFEST, manifest)
+
+
+def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str | Path, classifier_dir: str | Path,
+             out_dir: str | Path, *, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> dict[str, Any]:
+    """Score the synthetic dataset, gate it, and write the files named in the module docstring.
+
+    `quality_vs_steps` (sampler -> [(steps, FD), ...]) is plotted when given. Returns the verdict
+    (status, reasons, checks) with the metrics; a rejection is returned, not raised.
+    """
+    start = time.perf_counter()
+    out_dir, classifier_dir = Path(out_dir), Path(classifier_dir)
+    device = resolve_device(cfg.classifier_train.device)
+    inception = load_inception(cfg.inception_weights, device) if cfg.inception_weights else None  # fails before any work
+    # 1) inputs, checked against each other
+    trained = load_classifier(classifier_dir, device)
+    real = load_prepared(prepared_dir)
+    check_classifier_fits(trained, cfg, real, classifier_dir)
+    synthetic = load_synthetic(synthetic_dir, real.class_names)
+    check_synthetic_fits(synthetic, real, cfg)
+    measured_idx = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, MEASURED_STREAM))
+    measured = synthetic.take(measured_idx)
+    subsets = matched_subsets(len(measured), len(real.val), derive_seed(cfg.seed, SUBSET_STREAM))
+    # 2) classifier features and logits of the three sets
+    emb = {name: embed_pixels(trained.model, images.pixels, cfg.batch_size)
+           for name, images in (("train", real.train), ("val", real.val), ("generated", synthetic))}
+    feats = {name: e.features for name, e in emb.items()}
+    gen_measured = feats["generated"][torch.as_tensor(measured_idx)]
+    # 3) fidelity, diversity and class faithfulness, each beside its real val baseline
+    conditional, per_class = conditional_with_baseline(emb["generated"].predicted[torch.as_tensor(measured_idx)],
+                                                       measured.labels, emb["val"].predicted, real.val.labels,
+                                                       real.class_names)
+    metrics: dict[str, Any] = {
+        "num_generated": len(synthetic), "num_measured": len(measured),
+        "num_train": len(real.train), "num_val": len(real.val),
+        **conditional,
+        **fd_with_baseline(feats["train"], feats["val"], gen_measured, subsets),
+        **kid_with_baseline(feats["train"], feats["val"], gen_measured, cfg),
+        **precision_recall_with_baseline(feats["train"], feats["val"], gen_measured, subsets, cfg),
+    }
+    # 4) memorisation in both spaces; the gate reads the configured one
+    memos = memorisation_by_space(cfg, feats, real, synthetic.pixels)
+    for space, memo in memos.items():
+        metrics.update(memorisation_summary(memo, measured_idx, space))
+    metrics.update(gate_space_aliases(metrics, cfg.memorisation_space))
+    # 5) usefulness: CAS against the real reference trained by train_classifier
+    cas_accuracy, cas_count = train_cas(cfg, measured, real.val, len(real.class_names), out_dir / "cas")
+    metrics.update(cas_metrics(cas_accuracy, trained.metrics["cas_reference_accuracy"], cas_count,
+                               trained.metrics["cas_reference_train_count"]))
+    if inception is not None:
+        metrics.update(inception_fid(inception, real, measured, subsets, cfg))
+    # 6) the verdict, then every output; the manifest status goes last
+    verdict = evaluate_gate(metrics, cfg.gate)
+    metrics_json = finite_or_none({**metrics, "published": verdict.published, "per_class": per_class})
+    atomic_write_json(out_dir / "metrics.json", metrics_json)
+    atomic_write_json(out_dir / "gate.json", finite_or_none(verdict.to_dict()))
+    write_plots(cfg, out_dir / "plots", per_class, memos[cfg.memorisation_space], quality_vs_steps)
+    save_class_grid(out_dir / "grid_per_class.png", synthetic.pixels, synthetic.labels, len(real.class_names),
+                    cfg.gallery_per_class)
+    write_quality(synthetic_dir, quality_table(synthetic.keys, synthetic.labels, emb["generated"].logits,
+                                               memos[cfg.memorisation_space], memos["features"], memos["pixels"],
+                                               real.train.keys, measured_idx))
+    details = {"synthetic dataset": str(synthetic_dir), "generated": f"{len(measured)} measured of {len(synthetic)}",
+               "real": f"{len(real.train)} train, {len(real.val)} val",
+               "classifier": f"{trained.metrics['val_accuracy']:.1%} real val accuracy, sha256 {trained.sha256[:12]}",
+               "seed": cfg.seed}
+    write_evaluation_report(out_dir / "report.html", verdict=verdict, metrics=metrics, per_class=per_class,
+                            memo=memos[cfg.memorisation_space], space=cfg.memorisation_space,
+                            generated=synthetic.pixels, requested=synthetic.labels, train=real.train.pixels,
+                            class_names=real.class_names, details=details, per_class_shown=cfg.gallery_per_class,
+                            worst_pairs=cfg.worst_pairs, quality_vs_steps=quality_vs_steps)
+    record_status(synthetic_dir, verdict)
+    seconds = time.perf_counter() - start
+    log.info("evaluate: %s in %.1f s %s", verdict.status, seconds, verdict.reasons)
+    return {**finite_or_none(verdict.to_dict()), "metrics": metrics_json, "seconds": seconds, "out_dir": str(out_dir)}
+
+
+def write_plots(cfg: EvaluateConfig, plots_dir: Path, per_class: Mapping[str, Mapping[str, Any]], memo: Memorisation,
+                quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> None:
+    """The DVC plot files: per-class accuracy, the distance histogram, and the steps sweep when given."""
+    write_per_class_accuracy(plots_dir / "per_class_accuracy.csv", per_class)
+    write_nn_distances(plots_dir / "nn_distances.csv", memo.real_distances.numpy(), memo.distances.numpy(),
+                       cfg.histogram_bins)
+    if quality_vs_steps:
+        write_quality_vs_steps(plots_dir / "quality_vs_steps.csv", quality_vs_steps)

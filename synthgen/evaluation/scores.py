@@ -1,0 +1,96 @@
+"""The evaluate stage's numbers: each metric of the generated set beside its real-versus-real baseline.
+
+Every distance is to the real training set. The baseline is the same metric for the held-out real
+val set, so a perfect generator scores like val. FD and precision/recall depend on the sample
+size, so the generated set is cut into disjoint subsets as large as val and those are averaged.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from synthgen.config.evaluate import EvaluateConfig
+from synthgen.metrics.conditional import cas_ratio, conditional_accuracy
+from synthgen.metrics.frechet import frechet_distance
+from synthgen.metrics.gate import CONDITIONAL_ACCURACY, NEAR_DUPLICATE_FRACTION, fd_ratio
+from synthgen.metrics.kid import kernel_inception_distance
+from synthgen.metrics.memorisation import Memorisation
+from synthgen.metrics.precision_recall import precision_recall
+from synthgen.training.rng import derive_seed
+
+KID_STREAM, KID_BASELINE_STREAM = 32, 33  # seed-stream keys of the KID subsets
+
+
+def mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values)
+
+
+def fd_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor,
+                     subsets: Sequence[np.ndarray], name: str = "fd") -> dict[str, float]:
+    """FD(generated, train) averaged over val-sized subsets, and FD(val, train)."""
+    value = mean([frechet_distance(generated[s], train) for s in subsets])
+    baseline = frechet_distance(val, train)
+    return {name: value, f"{name}_baseline": baseline, f"{name}_ratio": fd_ratio(value, baseline)}
+
+
+def kid_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
+    """KID (Binkowski et al. 2018) against train for both sets, with one subset size for both."""
+    size = min(cfg.kid_subset_size, len(generated), len(val), len(train))
+    kid = kernel_inception_distance(generated, train, cfg.kid_subsets, size,
+                                    torch.Generator().manual_seed(derive_seed(cfg.seed, KID_STREAM)))
+    baseline = kernel_inception_distance(val, train, cfg.kid_subsets, size,
+                                         torch.Generator().manual_seed(derive_seed(cfg.seed, KID_BASELINE_STREAM)))
+    return {"kid": kid.mean, "kid_std": kid.std, "kid_baseline": baseline.mean, "kid_baseline_std": baseline.std,
+            "kid_subset_size": size}
+
+
+def precision_recall_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor,
+                                   subsets: Sequence[np.ndarray], cfg: EvaluateConfig) -> dict[str, float]:
+    """Improved precision/recall (Kynkäänniemi et al. 2019) against the train manifold, averaged over subsets."""
+    scores = [precision_recall(train, generated[s], cfg.pr_k, cfg.distance_chunk) for s in subsets]
+    baseline = precision_recall(train, val, cfg.pr_k, cfg.distance_chunk)
+    return {"precision": mean([s.precision for s in scores]), "precision_baseline": baseline.precision,
+            "recall": mean([s.recall for s in scores]), "recall_baseline": baseline.recall}
+
+
+def conditional_with_baseline(predicted: torch.Tensor, requested: np.ndarray, val_predicted: torch.Tensor,
+                              val_labels: np.ndarray, class_names: list[str]) -> tuple[dict[str, float], dict[str, dict]]:
+    """Share of generated images classified as requested; the baseline is the classifier's real val accuracy.
+
+    Returns the flat metrics and a per-class table {class: {accuracy, real_val_accuracy, requested}}.
+    """
+    generated = conditional_accuracy(predicted, torch.as_tensor(requested), len(class_names))
+    real = conditional_accuracy(val_predicted, torch.as_tensor(val_labels), len(class_names))
+    per_class = {name: {"accuracy": g, "real_val_accuracy": r, "requested": n}
+                 for name, g, r, n in zip(class_names, generated.per_class, real.per_class, generated.counts)}
+    return {CONDITIONAL_ACCURACY: generated.overall, f"{CONDITIONAL_ACCURACY}_baseline": real.overall}, per_class
+
+
+def memorisation_summary(memo: Memorisation, measured: np.ndarray, space: str) -> dict[str, float]:
+    """Near-duplicate share of the `measured` generated samples and of real val (about the quantile by
+    construction), the calibrated threshold, and median nearest-neighbour distances, for one space."""
+    distances = memo.distances[torch.as_tensor(measured)]
+    return {
+        f"near_duplicate_fraction_{space}": (distances <= memo.threshold).double().mean().item(),
+        f"near_duplicate_fraction_{space}_baseline": (memo.real_distances <= memo.threshold).double().mean().item(),
+        f"near_duplicate_threshold_{space}": memo.threshold,
+        f"nn_distance_median_{space}": distances.median().item(),
+        f"nn_distance_median_{space}_baseline": memo.real_distances.median().item(),
+    }
+
+
+def gate_space_aliases(metrics: dict[str, float], space: str) -> dict[str, float]:
+    """The keys the gate reads, taken from the space named by `evaluate.memorisation_space`."""
+    return {NEAR_DUPLICATE_FRACTION: metrics[f"near_duplicate_fraction_{space}"],
+            f"{NEAR_DUPLICATE_FRACTION}_baseline": metrics[f"near_duplicate_fraction_{space}_baseline"]}
+
+
+def cas_metrics(cas_accuracy: float, reference_accuracy: float, train_count: int, reference_count: int) -> dict[str, float]:
+    """Classification Accuracy Score (Ravuri & Vinyals 2019) beside the real-trained reference."""
+    ratio = cas_ratio(cas_accuracy, reference_accuracy) if reference_accuracy > 0 else float("nan")
+    return {"cas_accuracy": cas_accuracy, "cas_accuracy_baseline": reference_accuracy, "cas_ratio": ratio,
+            "cas_train_count": train_count, "cas_baseline_train_count": reference_count}
+

@@ -1,0 +1,30 @@
+"""Untrained but complete model folders (autoencoder + diffusion) for fast generation tests."""
+from pathlib import Path
+
+import torch
+
+from synthgen.autoencoder import trained as ae_folder
+from synthgen.config.autoencoder import AutoencoderConfig, AutoencoderModelConfig
+from synthgen.config.diffusion import DiffusionConfig, ScheduleConfig, UNetConfig
+from synthgen.ldm import trained as ldm_folder
+from synthgen.models.autoencoder import Autoencoder
+from synthgen.models.unet import UNet
+
+CLASS_NAMES = ["red", "green", "blue"]
+
+
+def write_tiny_models(folder: Path, seed: int = 0) -> tuple[str, str]:
+    """16 px images, f = 2, 4 x 8 x 8 latents, 3 classes. Returns (diffusion_dir, autoencoder_dir)."""
+    torch.manual_seed(seed)
+    ae_cfg = AutoencoderConfig(model=AutoencoderModelConfig(base_channels=8, norm_groups=4))
+    autoencoder = Autoencoder(ae_cfg.model)
+    ae_sha = ae_folder.write_trained(folder / "autoencoder", autoencoder, ae_cfg, scale_factor=0.5)
+    cfg = DiffusionConfig(
+        model=UNetConfig(in_channels=4, sample_size=8, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                         attention_resolutions=(4,), attention_head_channels=8, norm_groups=4,
+                         num_classes=len(CLASS_NAMES)),
+        schedule=ScheduleConfig(num_timesteps=100),
+    )
+    unet = UNet(cfg.model)
+    ldm_folder.write_trained(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, (4, 8, 8), ae_sha, 0.5)
+    return str(folder / "diffusion"), str(folder / "autoencoder")
