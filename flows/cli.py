@@ -78,6 +78,17 @@ def encode(params: Params = Path("params.yaml"), set: Sets = None,
     run_flow("encode_latents", "encode_latents", params, set, prepared=prepared, autoencoder=autoencoder, out=out)
 
 
+@app.command("train-ldm")
+def train_ldm(params: Params = Path("params.yaml"), set: Sets = None,
+              prepared: str = Folder(paths.PREPARED, "Prepared dataset (for its class names)."),
+              latents: str = Folder(paths.LATENTS, "Latent store (from `encode`)."),
+              autoencoder: str = Folder(paths.AUTOENCODER, "Trained autoencoder (from `train-ae`)."),
+              out: str = Folder(paths.DIFFUSION, "Output folder for the diffusion model.")) -> None:
+    """Stage 4: train the class-conditional latent diffusion UNet."""
+    run_flow("train_diffusion", "train_diffusion", params, set, prepared=prepared, latents=latents,
+             autoencoder=autoencoder, out=out)
+
+
 @app.command()
 def sample(params: Params = Path("params.yaml"), set: Sets = None,
            diffusion: str = Folder(paths.DIFFUSION, "Trained diffusion model (from `train-ldm`)."),

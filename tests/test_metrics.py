@@ -99,6 +99,15 @@ def test_k_nearest_chunked_equals_brute_force():
     assert torch.equal(i, ref_i)
 
 
+def test_k_nearest_gives_an_exact_copy_distance_zero_in_many_dimensions():
+    reference = torch.rand(300, 3072, generator=gen(27)) * 2 - 1
+    query = torch.cat([reference[[42]], torch.rand(3, 3072, generator=gen(28)) * 2 - 1])
+    distances, indices = k_nearest(query, reference, k=2, chunk_size=64)
+    assert indices[0, 0] == 42 and distances[0, 0] == 0
+    assert torch.all(distances[:, :1] <= distances[:, 1:])
+    torch.testing.assert_close(distances[1:], torch.cdist(query[1:].double(), reference.double()).sort(dim=1).values[:, :2].float())
+
+
 def test_precision_recall_of_disjoint_clouds_is_zero():
     real, fake = torch.randn(200, 8, generator=gen(15)), torch.randn(200, 8, generator=gen(16)) + 100
     pr = precision_recall(real, fake, k=3)

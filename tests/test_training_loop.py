@@ -1,7 +1,6 @@
 """The shared training loop: exact resume, batch order, warmup, EMA, metrics CSV, objective contract."""
 import csv
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

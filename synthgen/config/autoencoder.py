@@ -14,7 +14,7 @@ class AutoencoderModelConfig(Section):
     """Encoder/decoder shape; this section alone rebuilds the network from its weights."""
 
     in_channels: int = Field(3, ge=1, le=4)  # image channels
-    base_channels: int = Field(32, ge=4, le=1024)  # width of the full-resolution level
+    base_channels: int = Field(16, ge=4, le=1024)  # width of the full-resolution level
     channel_mult: tuple[int, ...] = Field((1, 2), min_length=1, max_length=4)  # width per level = base * mult; one level per factor 2 of downsampling, plus one
     num_res_blocks: int = Field(1, ge=1, le=4)  # ResNet blocks per encoder level (the decoder has one more, as in LDM)
     downsample: Literal[1, 2, 4, 8] = 2  # spatial downsampling factor f: latents are (H/f, W/f)
@@ -41,9 +41,10 @@ class AutoencoderModelConfig(Section):
         return self
 
 
+# About 3 minutes on one busy CPU core for 32 px shapes, val PSNR ~31 dB (see the stage's report).
 DEFAULT_TRAIN = TrainConfig(
-    steps=1200, batch_size=32, lr=2e-3, warmup_steps=50, grad_clip=1.0, ema_decay=0.999,
-    checkpoint_every=400, log_every=20,
+    steps=1200, batch_size=16, lr=2e-3, warmup_steps=50, grad_clip=1.0, ema_decay=0.999,
+    checkpoint_every=400, log_every=20, cpu_threads=1,
 )
 
 

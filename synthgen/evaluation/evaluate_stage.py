@@ -48,7 +48,7 @@ from synthgen.training.rng import derive_seed
 
 log = logging.getLogger(__name__)
 
-MEASURED_STREAM, SUBSET_STREAM, CAS_STREAM = 31, 34, 35  # seed-stream keys of the stage's random choices
+MEASURED_STREAM, SUBSET_STREAM, CAS_STREAM, BASELINE_STREAM = 31, 34, 35, 36  # seed-stream keys of its random choices
 MUST_MATCH = ("classifier", "augment", "cas")  # sections the CAS reference was trained with
 IGNORED_KEYS = {"progress", "cpu_threads"}  # settings that do not change what is trained
 
@@ -121,11 +121,11 @@ def train_cas(cfg: EvaluateConfig, images: LabelledImages, val: LabelledImages, 
     return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall, len(chosen)
 
 
-def inception_fid(model: torch.nn.Module, real: RealData, measured: LabelledImages, subsets: Sequence[np.ndarray],
-                  cfg: EvaluateConfig) -> dict[str, float]:
+def inception_fid(model: torch.nn.Module, train: LabelledImages, val: LabelledImages, measured: LabelledImages,
+                  subsets: Sequence[np.ndarray], cfg: EvaluateConfig) -> dict[str, float]:
     """FID (Heusel et al. 2017) with the user's local Inception weights, beside the real val baseline."""
     feats = {name: inception_features(model, images.pixels, cfg.batch_size)
-             for name, images in (("train", real.train), ("val", real.val), ("generated", measured))}
+             for name, images in (("train", train), ("val", val), ("generated", measured))}
     return fd_with_baseline(feats["train"], feats["val"], feats["generated"], subsets, name="fid")
 
 
@@ -167,7 +167,9 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
     check_synthetic_fits(synthetic, real, cfg)
     measured_idx = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, MEASURED_STREAM))
     measured = synthetic.take(measured_idx)
-    subsets = matched_subsets(len(measured), len(real.val), derive_seed(cfg.seed, SUBSET_STREAM))
+    matched = min(len(measured), len(real.val))  # FD and precision/recall compare sets of this one size
+    subsets = matched_subsets(len(measured), matched, derive_seed(cfg.seed, SUBSET_STREAM))
+    val_matched = torch.as_tensor(seeded_subset(len(real.val), matched, derive_seed(cfg.seed, BASELINE_STREAM)))
     # 2) classifier features and logits of the three sets
     emb = {name: embed_pixels(trained.model, images.pixels, cfg.batch_size)
            for name, images in (("train", real.train), ("val", real.val), ("generated", synthetic))}
@@ -181,9 +183,9 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
         "num_generated": len(synthetic), "num_measured": len(measured),
         "num_train": len(real.train), "num_val": len(real.val),
         **conditional,
-        **fd_with_baseline(feats["train"], feats["val"], gen_measured, subsets),
+        **fd_with_baseline(feats["train"], feats["val"][val_matched], gen_measured, subsets),
         **kid_with_baseline(feats["train"], feats["val"], gen_measured, cfg),
-        **precision_recall_with_baseline(feats["train"], feats["val"], gen_measured, subsets, cfg),
+        **precision_recall_with_baseline(feats["train"], feats["val"][val_matched], gen_measured, subsets, cfg),
     }
     # 4) memorisation in both spaces; the gate reads the configured one
     memos = memorisation_by_space(cfg, feats, real, synthetic.pixels)
@@ -195,7 +197,7 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
     metrics.update(cas_metrics(cas_accuracy, trained.metrics["cas_reference_accuracy"], cas_count,
                                trained.metrics["cas_reference_train_count"]))
     if inception is not None:
-        metrics.update(inception_fid(inception, real, measured, subsets, cfg))
+        metrics.update(inception_fid(inception, real.train, real.val.take(val_matched.numpy()), measured, subsets, cfg))
     # 6) the verdict, then every output; the manifest status goes last
     verdict = evaluate_gate(metrics, cfg.gate)
     metrics_json = finite_or_none({**metrics, "published": verdict.published, "per_class": per_class})

@@ -30,10 +30,11 @@ def mean(values: Sequence[float]) -> float:
 
 def fd_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor,
                      subsets: Sequence[np.ndarray], name: str = "fd") -> dict[str, float]:
-    """FD(generated, train) averaged over val-sized subsets, and FD(val, train)."""
-    value = mean([frechet_distance(generated[s], train) for s in subsets])
-    baseline = frechet_distance(val, train)
-    return {name: value, f"{name}_baseline": baseline, f"{name}_ratio": fd_ratio(value, baseline)}
+    """FD(generated, train) averaged over val-sized subsets (and its spread over them), and FD(val, train)."""
+    values = [frechet_distance(generated[s], train) for s in subsets]
+    value, baseline = mean(values), frechet_distance(val, train)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {name: value, f"{name}_std": spread, f"{name}_baseline": baseline, f"{name}_ratio": fd_ratio(value, baseline)}
 
 
 def kid_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:

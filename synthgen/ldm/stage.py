@@ -128,9 +128,9 @@ def last_logged_loss(metrics_csv: Path) -> float:
 
 @torch.no_grad()
 def evaluation_loss(trained: TrainedDiffusion, latents: LatentSet, device: torch.device) -> float:
-    """The unweighted-by-dropout training loss of the sampling weights on fixed latents, timesteps and noise.
+    """The training loss of the sampling weights, without label dropout, on fixed latents, timesteps and noise.
 
-    Same seed for every run, so two configurations are compared on identical draws.
+    The draws depend only on train.seed, so two configurations are compared on identical draws.
     """
     cfg = trained.config
     g = torch.Generator().manual_seed(derive_seed(cfg.train.seed, EVAL_STREAM))

@@ -46,6 +46,8 @@ RESERVED_COLUMNS = {"step", "loss", "lr", "images_per_s", "grad_norm"}
 
 
 class Objective(Protocol):
+    """(nets, batch, generator, step) -> (losses per network name, scalar logs); see the module docstring."""
+
     def __call__(
         self, nets: Mapping[str, nn.Module], batch: dict[str, torch.Tensor], generator: torch.Generator, step: int
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]: ...
@@ -105,7 +107,8 @@ def train(
 class Run:
     """State of one call to `train`: networks, optimizers, EMA, RNG, metrics."""
 
-    def __init__(self, cfg, nets, objective, data, checkpoint_dir: Path, metrics_path: Path, ctx: DistContext):
+    def __init__(self, cfg: TrainConfig, nets: Mapping[str, nn.Module], objective: Objective,
+                 data: Mapping[str, torch.Tensor], checkpoint_dir: Path, metrics_path: Path, ctx: DistContext):
         self.cfg, self.objective, self.data, self.ctx = cfg, objective, data, ctx
         self.checkpoint_dir, self.metrics_path = checkpoint_dir, metrics_path
         memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format

@@ -1,0 +1,123 @@
+"""The train_classifier stage: a verified folder, exact resume, clear refusals, and the augmentation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from synthgen.config.data import DataConfig
+from synthgen.config.evaluate import AugmentConfig, EvaluateConfig
+from synthgen.data.prepare import prepare_dataset
+from synthgen.errors import SynthgenError
+from synthgen.evaluation import load_classifier, train_classifier
+from synthgen.evaluation.augment import augment, random_shift
+from synthgen.evaluation.features import class_accuracy
+from synthgen.shards import read_arrays
+from synthgen.training.checkpoint import CheckpointError
+
+CLASSES = ("red_circle", "green_square", "blue_triangle", "yellow_circle")
+FAST_TRAIN = {"batch_size": 32, "lr": 3e-3, "warmup_steps": 2, "log_every": 5, "progress": False, "device": "cpu"}
+
+
+def tiny_config(steps: int = 20) -> EvaluateConfig:
+    return EvaluateConfig.model_validate({
+        "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0},
+        "classifier_train": {**FAST_TRAIN, "steps": steps, "checkpoint_every": 10},
+        "cas": {"samples": 64, "train": {**FAST_TRAIN, "steps": 6, "checkpoint_every": 6}},
+        "batch_size": 128,
+    })
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny convolutions are dominated by thread hand-offs on a shared CPU; restore the setting after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """Four colour-separable shape classes at 16 px: ~190 train and ~50 val images."""
+    folder = tmp_path_factory.mktemp("prepared")
+    prepare_dataset(DataConfig(resolution=16, num_images=720, val_fraction=0.2, classes=CLASSES), folder)
+    train_px, train_y, _ = read_arrays(folder / "train")
+    val_px, val_y, _ = read_arrays(folder / "val")
+    return train_px, train_y, val_px, val_y, list(CLASSES)
+
+
+def test_writes_a_folder_that_rebuilds_the_measured_classifier(real, tmp_path):
+    summary = train_classifier(tiny_config(), *real, tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["cas_reference", "checkpoints", "config.json", "metrics.csv", "metrics.json",
+                     "model.manifest.json", "model.safetensors"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["val_accuracy_per_class"]) == set(CLASSES)
+    assert metrics["cas_reference_train_count"] == 64 and 0 <= metrics["cas_reference_accuracy"] <= 1
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[0].startswith("step,")
+    assert (tmp_path / "cas_reference" / "metrics.csv").is_file()
+    trained = load_classifier(tmp_path)
+    assert trained.sha256 == summary["model_sha256"] and trained.class_names == list(CLASSES)
+    assert trained.image_size == (16, 16) and not trained.model.training
+    _, _, val_px, val_y, _ = real
+    assert class_accuracy(trained.model, val_px, val_y, 64).overall == metrics["val_accuracy"] == summary["val_accuracy"]
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(real, tmp_path):
+    train_classifier(tiny_config(steps=10), *real, tmp_path / "resumed")
+    resumed = train_classifier(tiny_config(steps=20), *real, tmp_path / "resumed")
+    straight = train_classifier(tiny_config(steps=20), *real, tmp_path / "straight")
+    assert resumed["resumed_from"] == 10 and resumed["steps"] == 20 and straight["resumed_from"] == 0
+    assert resumed["model_sha256"] == straight["model_sha256"]
+
+
+def test_modified_weights_are_refused(real, tmp_path):
+    train_classifier(tiny_config(steps=2), *real, tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its manifest"):
+        load_classifier(tmp_path)
+    with pytest.raises(CheckpointError, match="run the train_classifier stage first"):
+        load_classifier(tmp_path / "nothing-here")
+
+
+def test_unusable_inputs_get_one_clear_line(real, tmp_path):
+    train_px, train_y, val_px, val_y, names = real
+    with pytest.raises(SynthgenError, match="val split is empty"):
+        train_classifier(tiny_config(), train_px, train_y, val_px[:0], val_y[:0], names, tmp_path)
+    with pytest.raises(SynthgenError, match="train: labels span 1..4, but there are 4 classes"):
+        train_classifier(tiny_config(), train_px, np.where(train_y == 0, 4, train_y), val_px, val_y, names, tmp_path)
+    with pytest.raises(SynthgenError, match=r"uint8 array \(N, H, W, 3\)"):
+        train_classifier(tiny_config(), train_px.astype(np.float32), train_y, val_px, val_y, names, tmp_path)
+
+
+def test_partial_schedules_keep_the_stage_defaults():
+    cfg = EvaluateConfig.model_validate({"classifier_train": {"steps": 7}, "cas": {"train": {"progress": False}}})
+    assert cfg.classifier_train.steps == 7 and cfg.classifier_train.lr == EvaluateConfig().classifier_train.lr
+    assert cfg.cas.train.steps == EvaluateConfig().cas.train.steps and not cfg.cas.train.progress
+
+
+def test_shift_moves_whole_images_and_is_driven_by_the_generator():
+    images = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
+    first = random_shift(images, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(first, random_shift(images, 2, torch.Generator().manual_seed(0)))
+    assert first.shape == images.shape and not torch.equal(first, images)
+    # the centre 2x2 of each image survives any shift of up to 2 pixels, moved as one block
+    for shifted, original in zip(first, images):
+        hits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                if torch.equal(shifted[:, 2 + dy:4 + dy, 2 + dx:4 + dx], original[:, 2:4, 2:4])]
+        assert len(hits) == 1
+    assert torch.equal(random_shift(images, 0, torch.Generator()), images)
+
+
+def test_flips_mirror_some_images_and_leave_the_rest():
+    images = torch.randn(64, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    out = augment(images, AugmentConfig(shift=0, hflip=True), torch.Generator().manual_seed(2))
+    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, images)]
+    kept = [torch.equal(o, i) for o, i in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept)) and 10 < sum(flipped) < 54

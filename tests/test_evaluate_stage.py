@@ -1,0 +1,196 @@
+"""The evaluate stage end to end on tiny shapes data: good data is published, bad data rejected,
+copies are flagged per sample, and every output (report, plots, quality table, manifest) is written."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from synthgen.config.data import DataConfig
+from synthgen.config.evaluate import EvaluateConfig
+from synthgen.data.prepare import prepare_dataset
+from synthgen.data.shapes import CLASS_NAMES, render_shapes
+from synthgen.errors import SynthgenError
+from synthgen.evaluation import evaluate, train_classifier
+from synthgen.imaging import encode_image
+from synthgen.metrics.inception import InceptionWeightsMissing
+from synthgen.shards import ShardSample, ShardWriter, read_arrays, read_manifest
+
+CLASSES = ("red_circle", "green_square", "blue_triangle", "yellow_circle")
+SIZE = 16
+FAST_TRAIN = {"batch_size": 32, "lr": 3e-3, "warmup_steps": 2, "log_every": 10, "progress": False, "device": "cpu"}
+CONFIG = {
+    "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0},
+    "classifier_train": {**FAST_TRAIN, "steps": 40, "checkpoint_every": 40},
+    "cas": {"samples": 96, "train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
+    "batch_size": 128, "kid_subsets": 10, "num_samples": 120, "memorisation_quantile": 0.02,
+    "gate": {"min_conditional_accuracy": 0.6, "max_fd_ratio": 4.0, "max_near_duplicate_fraction": 0.05},
+}
+CFG = EvaluateConfig.model_validate(CONFIG)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny convolutions are dominated by thread hand-offs on a shared CPU; restore the setting after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def stage_inputs(tmp_path_factory):
+    """Prepared data (four colour-separable classes at 16 px) and a classifier trained on it."""
+    root = tmp_path_factory.mktemp("evaluate")
+    prepared, classifier = root / "prepared", root / "classifier"
+    prepare_dataset(DataConfig(resolution=SIZE, num_images=720, val_fraction=0.2, classes=CLASSES), prepared)
+    train_px, train_y, _ = read_arrays(prepared / "train")
+    val_px, val_y, _ = read_arrays(prepared / "val")
+    with torch.random.fork_rng():
+        torch.set_num_threads(1)
+        train_classifier(CFG, train_px, train_y, val_px, val_y, list(CLASSES), classifier)
+    return prepared, classifier, train_px
+
+
+def fresh_shapes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """New images of the prepared classes from the true distribution: what a perfect generator makes."""
+    pixels, labels, _ = render_shapes(count * 3, SIZE, seed)
+    keep = np.isin(np.array(CLASS_NAMES)[labels], CLASSES)
+    relabel = np.array([CLASSES.index(n) if n in CLASSES else -1 for n in CLASS_NAMES])
+    return pixels[keep][:count], relabel[labels[keep]][:count]
+
+
+def write_synthetic(folder, pixels: np.ndarray, labels: np.ndarray):
+    """A synthetic shard dataset as the sample stage writes one (seed, sampler and steps per row)."""
+    writer = ShardWriter(folder, prefix="synthetic", max_count=64)
+    for i, (image, label) in enumerate(zip(pixels, labels)):
+        writer.write(ShardSample(key=f"synthetic-{i:09d}", image=encode_image(image), label=int(label),
+                                 class_name=CLASSES[label], width=SIZE, height=SIZE, format="png",
+                                 meta={"seed": i, "sampler": "ddim", "steps": 20}))
+    writer.finish_dataset()
+    return folder
+
+
+def run(stage_inputs, synthetic, out, cfg: EvaluateConfig = CFG, **kwargs) -> dict:
+    prepared, classifier, _ = stage_inputs
+    return evaluate(cfg, prepared, synthetic, classifier, out, **kwargs)
+
+
+def failed(result: dict) -> set[str]:
+    return {c["metric"] for c in result["checks"] if not c["passed"]}
+
+
+@pytest.fixture(scope="module")
+def good_run(stage_inputs, tmp_path_factory):
+    """Fresh shapes with one planted copy of a training image, evaluated with a steps sweep."""
+    root = tmp_path_factory.mktemp("good")
+    pixels, labels = fresh_shapes(120, seed=7)
+    train_px = stage_inputs[2]
+    pixels[5] = train_px[11]
+    sweep = {"ddim": [(10, 3.0), (20, 2.0)], "heun": [(10, 2.5), (20, 1.5), (40, 1.2)]}
+    result = run(stage_inputs, write_synthetic(root / "synthetic", pixels, labels), root / "eval", quality_vs_steps=sweep)
+    return result, root
+
+
+def test_a_faithful_dataset_is_published_with_baselines_beside_metrics(good_run):
+    result, root = good_run
+    assert result["status"] == "published" and result["reasons"] == [], result["metrics"]
+    metrics = json.loads((root / "eval" / "metrics.json").read_text())
+    for name in ("conditional_accuracy", "fd", "kid", "precision", "recall", "cas_accuracy", "near_duplicate_fraction",
+                 "near_duplicate_fraction_pixels", "nn_distance_median_features"):
+        assert f"{name}_baseline" in metrics, name
+    assert metrics["conditional_accuracy"] > 0.9 and metrics["fd_ratio"] < 4 and metrics["published"] is True
+    assert 0 < metrics["cas_ratio"] and metrics["cas_train_count"] == 96
+    assert set(metrics["per_class"]) == set(CLASSES)
+    assert json.loads((root / "eval" / "gate.json").read_text())["status"] == "published"
+    manifest = read_manifest(root / "synthetic")
+    assert manifest["status"] == "published" and manifest["gate_reasons"] == []
+    assert manifest["num_samples"] == 120  # the rest of the manifest is kept
+
+
+def test_a_planted_training_image_is_flagged_in_the_quality_table(good_run):
+    _, root = good_run
+    quality = pq.read_table(root / "synthetic" / "quality.parquet").to_pylist()
+    metadata = pq.read_table(root / "synthetic" / "metadata.parquet", columns=["key"]).column("key").to_pylist()
+    assert [row["key"] for row in quality] == metadata
+    planted = quality[5]
+    assert planted["near_duplicate"] and planted["nn_distance"] == pytest.approx(0, abs=1e-3)
+    assert planted["pixel_nn_distance"] == pytest.approx(0, abs=1e-3)
+    fresh_flagged = sum(row["near_duplicate"] for i, row in enumerate(quality) if i != 5)
+    assert fresh_flagged <= 3
+    assert all(0 < row["classifier_confidence"] <= 1 and 0 <= row["predicted_label"] < 4 for row in quality)
+
+
+def test_plots_grid_and_report_are_written(good_run):
+    _, root = good_run
+    plots = root / "eval" / "plots"
+    per_class = list(csv.DictReader((plots / "per_class_accuracy.csv").open()))
+    assert [r["class"] for r in per_class] == list(CLASSES) and all(0 <= float(r["accuracy"]) <= 1 for r in per_class)
+    histogram = list(csv.DictReader((plots / "nn_distances.csv").open()))
+    assert len(histogram) == CFG.histogram_bins
+    assert sum(float(r["real_val"]) for r in histogram) == pytest.approx(1, abs=1e-4)
+    assert sum(float(r["generated"]) for r in histogram) == pytest.approx(1, abs=1e-4)
+    sweep = list(csv.reader((plots / "quality_vs_steps.csv").open()))
+    assert sweep == [["steps", "ddim", "heun"], ["10", "3", "2.5"], ["20", "2", "1.5"], ["40", "", "1.2"]]
+    from PIL import Image
+    with Image.open(root / "eval" / "grid_per_class.png") as grid:
+        scale = 64 // SIZE  # tiles are enlarged to 64 px
+        assert grid.size == ((2 + CFG.gallery_per_class * (SIZE + 2)) * scale, (2 + len(CLASSES) * (SIZE + 2)) * scale)
+    page = (root / "eval" / "report.html").read_text(encoding="utf-8")
+    assert "http" not in page and "Published" in page and page.count("<svg") == 3
+    assert "CAS accuracy" in page and "train #" in page
+    assert (root / "eval" / "cas" / "metrics.csv").is_file() and not (root / "eval" / "cas" / "checkpoints").exists()
+
+
+def test_noise_is_rejected_and_the_manifest_says_why(stage_inputs, tmp_path):
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, (120, SIZE, SIZE, 3), dtype=np.uint8)
+    synthetic = write_synthetic(tmp_path / "synthetic", noise, np.arange(120) % len(CLASSES))
+    result = run(stage_inputs, synthetic, tmp_path / "eval")
+    assert result["status"] == "rejected"
+    assert {"conditional_accuracy", "fd_ratio"} <= failed(result), result["metrics"]
+    manifest = read_manifest(synthetic)
+    assert manifest["status"] == "rejected" and manifest["gate_reasons"] == result["reasons"]
+    assert any(r.startswith("fd_ratio") for r in manifest["gate_reasons"])
+    assert "Rejected" in (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
+
+
+def test_shuffled_labels_are_rejected_on_conditional_accuracy(stage_inputs, tmp_path):
+    pixels, labels = fresh_shapes(120, seed=8)
+    shuffled = np.random.default_rng(4).permutation(labels)
+    result = run(stage_inputs, write_synthetic(tmp_path / "synthetic", pixels, shuffled), tmp_path / "eval")
+    assert result["status"] == "rejected" and "conditional_accuracy" in failed(result)
+    assert result["metrics"]["conditional_accuracy"] < 0.5
+
+
+def test_optional_inception_fid_and_a_missing_weights_file(stage_inputs, tmp_path):
+    class StandIn(torch.nn.Module):
+        def forward(self, img: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            return img.float().mean(dim=(2, 3))
+
+    torch.jit.save(torch.jit.script(StandIn()), str(tmp_path / "inception.pt"))
+    pixels, labels = fresh_shapes(48, seed=9)
+    synthetic = write_synthetic(tmp_path / "synthetic", pixels, labels)
+    cfg = EvaluateConfig.model_validate({**CONFIG, "inception_weights": str(tmp_path / "inception.pt")})
+    metrics = run(stage_inputs, synthetic, tmp_path / "eval", cfg)["metrics"]
+    assert metrics["fid"] >= 0 and metrics["fid_baseline"] > 0
+    missing = EvaluateConfig.model_validate({**CONFIG, "inception_weights": str(tmp_path / "absent.pt")})
+    with pytest.raises(InceptionWeightsMissing, match="absent.pt"):
+        run(stage_inputs, synthetic, tmp_path / "eval-missing", missing)
+    assert not (tmp_path / "eval-missing").exists()
+
+
+def test_params_that_differ_from_the_trained_reference_are_refused(stage_inputs, tmp_path):
+    pixels, labels = fresh_shapes(48, seed=10)
+    synthetic = write_synthetic(tmp_path / "synthetic", pixels, labels)
+    changed = EvaluateConfig.model_validate({**CONFIG, "cas": {**CONFIG["cas"], "samples": 80}})
+    with pytest.raises(SynthgenError, match=r"evaluate\.cas\.samples=96 \(params say 80\); re-run train_classifier"):
+        run(stage_inputs, synthetic, tmp_path / "eval", changed)
+    wrong_size = write_synthetic(tmp_path / "big", np.zeros((40, SIZE, SIZE, 3), np.uint8), np.arange(40) % 4)
+    (wrong_size / "synthetic-000000.tar").write_bytes(b"corrupt")
+    with pytest.raises(SynthgenError, match=r"fail their sha256"):
+        run(stage_inputs, wrong_size, tmp_path / "eval")
