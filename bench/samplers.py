@@ -12,7 +12,8 @@ For each (sampler, steps) it reports:
 - quality: mean and std of the generated scaled latents against the training latents (which have
   std 1 by construction); with --classifier (a trained `train_classifier` folder) and --prepared, also
   the classifier's accuracy on the requested classes and the Frechet distance of its features to
-  an equally large set of real validation images.
+  an equally large set of real validation images (printed first: the FD of as many real training
+  images, the floor at this sample size).
 Prints a markdown table and writes the CSV that `dvc plots` can draw (x = steps, y = any column).
 """
 from __future__ import annotations
@@ -93,8 +94,11 @@ class ClassifierQuality:
 
         self.embed, self.frechet = embed_pixels, frechet_distance
         self.classifier = load_classifier(classifier_dir, device)
-        real, _, _ = read_arrays(Path(prepared_dir) / "val")
-        self.real_features = embed_pixels(self.classifier.model, real[seeded_subset(len(real), count, seed)], 256).features
+        val, _, _ = read_arrays(Path(prepared_dir) / "val")
+        train, _, _ = read_arrays(Path(prepared_dir) / "train")
+        self.real_features = embed_pixels(self.classifier.model, val[seeded_subset(len(val), count, seed)], 256).features
+        train_features = embed_pixels(self.classifier.model, train[seeded_subset(len(train), count, seed)], 256).features
+        self.baseline_fd = frechet_distance(train_features, self.real_features)  # real vs real at this sample size
 
     def __call__(self, pixels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         embedding = self.embed(self.classifier.model, pixels, 256)
@@ -160,6 +164,9 @@ def main() -> None:
     quality = ClassifierQuality(args.classifier, args.prepared, len(labels), args.seed, device) if args.classifier else None
     print(f"{len(labels)} samples ({args.per_class} per class), guidance {guidance}, device {device}, "
           f"{torch.get_num_threads()} CPU threads; data latents: mean {data.mean():.3f}, std {data.std():.3f}")
+    if quality is not None:
+        print(f"FD of {len(labels)} real train images to as many real val images (the floor at this size): "
+              f"{quality.baseline_fd:.3f}")
 
     # 2) every sampler at every step count
     rows = []

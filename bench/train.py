@@ -4,7 +4,7 @@ Two configurations are measured in one run: the default (32 px, sized for a CPU)
 (64 px, f = 4, attention). Each runs `2 * steps` steps with one metrics row per `steps`; the second
 row is the steady-state figure (the first pays for start-up and, with --compile, compilation).
 
-    .venv/bin/python bench/train.py --device cpu --steps 20 --gpu-steps 3 --threads 1
+    .venv/bin/python bench/train.py --device cpu --steps 20 --gpu-steps 1
     python bench/train.py --device cuda --steps 50 --compile
 """
 from __future__ import annotations
@@ -23,18 +23,21 @@ from synthgen.autoencoder.stage import build_networks
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.training import MAIN, train
 
-GPU_SIZE = {  # the values suggested for configs/gpu.yaml's autoencoder section
-    "model": {"base_channels": 128, "channel_mult": [1, 2, 4], "downsample": 4, "latent_channels": 4,
+GPU_SIZE = {  # the values suggested for configs/gpu.yaml's autoencoder section (64 px, f = 4)
+    "model": {"base_channels": 64, "channel_mult": [1, 2, 4], "downsample": 4, "latent_channels": 4,
               "num_res_blocks": 2, "attention": True, "norm_groups": 32},
-    "train": {"batch_size": 64, "lr": 4.5e-4, "warmup_steps": 500, "ema_decay": 0.999},
+    "train": {"batch_size": 64, "lr": 4.5e-4, "warmup_steps": 500, "ema_decay": 0.999, "cpu_threads": 0},
 }
 
 
 def measure(name: str, overrides: dict, resolution: int, steps: int, args: argparse.Namespace) -> dict:
     """Steady-state images/s of `2 * steps` training steps on random pixels, and peak memory."""
-    train_overrides = {**overrides.get("train", {}), "steps": 2 * steps, "log_every": steps,
+    defaults = AutoencoderConfig().train.model_dump()
+    train_overrides = {**defaults, **overrides.get("train", {}), "steps": 2 * steps, "log_every": steps,
                        "checkpoint_every": 10 * steps, "device": args.device, "compile": args.compile,
-                       "channels_last": args.channels_last, "cpu_threads": args.threads, "progress": False}
+                       "channels_last": args.channels_last, "progress": False}
+    if args.threads is not None:
+        train_overrides["cpu_threads"] = args.threads
     cfg = AutoencoderConfig.model_validate({**overrides, "train": train_overrides})
     batch = cfg.train.batch_size
     pixels = np.random.default_rng(0).integers(0, 256, (max(4 * batch, 256), 3, resolution, resolution), np.uint8)
@@ -61,21 +64,26 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=20, help="steps per window for the default config")
     parser.add_argument("--gpu-steps", type=int, default=None, help="steps per window for the GPU-size config")
-    parser.add_argument("--threads", type=int, default=0, help="CPU intra-op threads; 0 = torch's default")
+    parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (0 = torch's default); "
+                        "default: each config's own train.cpu_threads")
+    parser.add_argument("--configs", default="default,gpu-size", help="comma-separated: default, gpu-size")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--discriminator", action="store_true", help="also train the PatchGAN (from step 0)")
     args = parser.parse_args()
     gan = {"discriminator": True, "disc_start": 0} if args.discriminator else {}
-    results = [
-        measure("default (32 px)", gan, 32, args.steps, args),
-        measure("gpu-size (64 px)", {**GPU_SIZE, **gan}, 64, args.gpu_steps or args.steps, args),
-    ]
+    chosen = args.configs.split(",")
+    results = []
+    if "default" in chosen:
+        results.append(measure("default (32 px)", gan, 32, args.steps, args))
+    if "gpu-size" in chosen:
+        results.append(measure("gpu-size (64 px)", {**GPU_SIZE, **gan}, 64, args.gpu_steps or args.steps, args))
     print(f"{'config':<18} {'device':<8} {'px':>4} {'batch':>6} {'params':>11} {'images/s':>10}  peak memory")
     for r in results:
         print(f"{r['name']:<18} {r['device']:<8} {r['resolution']:>4} {r['batch']:>6} {r['params']:>11,} "
               f"{r['images_per_s']:>10.1f}  {r['peak']}")
-    print(f"ratio default / gpu-size images/s: {results[0]['images_per_s'] / results[1]['images_per_s']:.1f}x")
+    if len(results) == 2:
+        print(f"ratio default / gpu-size images/s: {results[0]['images_per_s'] / results[1]['images_per_s']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,25 @@ def sample(params: Params = Path("params.yaml"), set: Sets = None,
         run_sample(str(params), overrides, diffusion=diffusion, autoencoder=autoencoder, out=out)
 
 
+@app.command("train-classifier")
+def train_classifier(params: Params = Path("params.yaml"), set: Sets = None,
+                     prepared: str = Folder(paths.PREPARED, "Prepared dataset (from `prepare`)."),
+                     out: str = Folder(paths.CLASSIFIER, "Output folder for the feature classifier.")) -> None:
+    """Stage 6: train the feature classifier used by every evaluation metric."""
+    run_flow("train_classifier", "train_classifier", params, set, prepared=prepared, out=out)
+
+
+@app.command()
+def evaluate(params: Params = Path("params.yaml"), set: Sets = None,
+             prepared: str = Folder(paths.PREPARED, "Prepared dataset (the real data)."),
+             synthetic: str = Folder(paths.SYNTHETIC, "Synthetic dataset to evaluate."),
+             classifier: str = Folder(paths.CLASSIFIER, "Feature classifier (from `train-classifier`)."),
+             out: str = Folder(paths.EVAL, "Output folder for metrics, plots and the report.")) -> None:
+    """Stage 7: score the synthetic data, apply the quality gate, write the report (exit 2 if rejected)."""
+    run_flow("evaluate", "evaluate", params, set, prepared=prepared, synthetic=synthetic,
+             classifier=classifier, out=out)
+
+
 @app.command()
 def regenerate(key: str = typer.Argument(..., help="Key of the sample to remake, e.g. synthetic-000000042."),
                dataset: str = Folder(paths.SYNTHETIC, "Synthetic dataset holding the sample."),

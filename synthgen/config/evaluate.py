@@ -21,17 +21,17 @@ def over_defaults(default: Section) -> Callable[[Any], Any]:
 
 CLASSIFIER_TRAIN = TrainConfig(  # trains the default classifier on 32x32 shapes on a 2-core CPU in about a minute
     steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=200, log_every=25)
-CAS_TRAIN = TrainConfig(  # the short schedule of both CAS classifiers
-    steps=200, batch_size=64, lr=2e-3, warmup_steps=20, weight_decay=0.05, checkpoint_every=200, log_every=25)
+CAS_TRAIN = TrainConfig(  # the schedule of both CAS classifiers: 1000 shapes images to ~98% real val accuracy
+    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=300, log_every=25)
 
 
 class ClassifierConfig(Section):
     """The small ResNet whose penultimate layer is the feature space of every distance metric."""
 
     widths: tuple[Width, ...] = Field((16, 32, 64), min_length=1, max_length=6)  # channels per stage; each stage after the first halves the resolution
-    blocks_per_stage: int = Field(1, ge=1, le=8)  # residual blocks in every stage
+    blocks_per_stage: int = Field(2, ge=1, le=8)  # residual blocks in every stage
     norm_groups: int = Field(8, ge=1, le=64)  # GroupNorm groups; must divide every width
-    stem_stride: Literal[1, 2, 4] = 1  # downsampling of the first conv: 1 for 16-64 px, 2-4 for 128-256 px
+    stem_stride: Literal[1, 2, 4] = 2  # downsampling of the first conv: 1 for 16 px, 2 for 32-64 px, 4 for 128-256 px
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # dropout on the features before the linear head
 
     @model_validator(mode="after")

@@ -43,7 +43,7 @@ from synthgen.metrics.inception import inception_features, load_inception
 from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
 from synthgen.shards import read_manifest
 from synthgen.shards.manifest import MANIFEST
-from synthgen.training.distributed import resolve_device
+from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.rng import derive_seed
 
 log = logging.getLogger(__name__)
@@ -153,10 +153,18 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
     """Score the synthetic dataset, gate it, and write the files named in the module docstring.
 
     `quality_vs_steps` (sampler -> [(steps, FD), ...]) is plotted when given. Returns the verdict
-    (status, reasons, checks) with the metrics; a rejection is returned, not raised.
+    (status, reasons, checks) with the metrics; a rejection is returned, not raised. The classifier
+    runs on `classifier_train.device` with `classifier_train.cpu_threads`.
     """
+    with cpu_threads(cfg.classifier_train.cpu_threads):
+        return score_and_gate(cfg, Path(prepared_dir), Path(synthetic_dir), Path(classifier_dir), Path(out_dir),
+                              quality_vs_steps)
+
+
+def score_and_gate(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path, out_dir: Path,
+                   quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> dict[str, Any]:
+    """The body of `evaluate`."""
     start = time.perf_counter()
-    out_dir, classifier_dir = Path(out_dir), Path(classifier_dir)
     device = resolve_device(cfg.classifier_train.device)
     inception = load_inception(cfg.inception_weights, device) if cfg.inception_weights else None  # fails before any work
     # 1) inputs, checked against each other
