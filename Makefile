@@ -20,8 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 run: $(STAMP)
-	dvc repro
-	$(PY) -m flows.cli where
+	synthgen run
 
 test: $(STAMP)
 	$(PY) -m pytest -q

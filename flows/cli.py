@@ -140,6 +140,60 @@ def regenerate(key: str = typer.Argument(..., help="Key of the sample to remake,
 
 
 @app.command()
+def run(params: Params = Path("params.yaml"), set: Sets = None,
+        dvc: bool = typer.Option(True, help="Run through `dvc repro` (skips unchanged stages); --no-dvc runs flows directly."),
+        stage: Optional[list[str]] = typer.Option(None, help="Run only these stages (repeatable)."),
+        publish: bool = typer.Option(True, help="Publish the evaluated dataset as a release.")) -> None:
+    """The whole pipeline: every stage, the quality gate, and a release."""
+    run_flow("pipeline", "pipeline", params, set, check_paths=True, use_dvc=dvc, stages=stage, publish=publish)
+
+
+@app.command()
+def release(params: Params = Path("params.yaml"),
+            date: Optional[str] = typer.Option(None, help="Run date YYYY-MM-DD (default: the scheduled date, or today)."),
+            releases: str = Folder(paths.RELEASES, "Root folder of the releases."),
+            dvc: bool = typer.Option(True, help="Refresh stale models with `dvc repro` first.")) -> None:
+    """Make (or resume) the release of a date: new seed from the date, sample, evaluate, gate, index."""
+    run_flow("release", "release", params, None, run_date=date, releases=releases, use_dvc=dvc)
+
+
+@app.command()
+def serve(params: Params = Path("params.yaml"),
+          cron: str = typer.Option("0 2 * * *", help="Cron schedule (UTC) of the release runs.")) -> None:
+    """Serve the release flow on a cron schedule from this process (same as the nightly-synthetic deployment)."""
+    with user_errors():
+        validated(params, None)
+        from flows.release import release as release_flow
+
+        release_flow.serve(name="nightly-synthetic", cron=cron, parameters={"params_path": str(params)})
+
+
+@app.command()
+def inspect(path: str = typer.Argument(paths.SYNTHETIC, help="A dataset folder, a release, or the releases root."),
+            verify: bool = typer.Option(True, help="Check every shard's sha256 against the manifest.")) -> None:
+    """Summarise a dataset or release: counts, classes, sampling settings, metrics and gate verdict."""
+    with user_errors():
+        from synthgen.inspect import format_summary, summarise
+
+        typer.echo(format_summary(summarise(path, verify=verify)))
+
+
+@app.command()
+def report(folder: str = typer.Argument(paths.EVAL, help="Evaluation output folder or a release."),
+           open_browser: bool = typer.Option(False, "--open", help="Open it in a web browser.")) -> None:
+    """Print where the HTML evaluation report is (and open it with --open)."""
+    path = Path(folder) / "report.html"
+    if not path.is_file():
+        typer.echo(f"error: no report at {path}; run `synthgen evaluate` first", err=True)
+        raise typer.Exit(2)
+    typer.echo(str(path.resolve()))
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+@app.command()
 def where() -> None:
     """Print where the pipeline's outputs are."""
     for name in ("PREPARED", "AUTOENCODER", "LATENTS", "DIFFUSION", "SYNTHETIC", "CLASSIFIER", "EVAL", "RELEASES"):

@@ -1,0 +1,61 @@
+"""The scheduled job: refresh models when stale (DVC decides), then make a new release.
+
+Each run date gets its own release `releases/<date>/` with a seed derived from the date, so any
+release can be reproduced. A crashed run resumes its own release on the next attempt; a lock
+stops two runs working on the same release at once.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from prefect import flow, runtime
+
+from flows.artifacts import publish_summary
+from flows.evaluate import GateRejected, evaluate
+from flows.sample import run_sample
+from synthgen import paths
+from synthgen.config import load_params, params_hash
+from synthgen.releases import (
+    fail_release, finish_release, release_id_for, release_lock, release_seed, start_release,
+)
+from tasks.dvc import dvc_push_task, dvc_stage_task
+
+MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_classifier")
+
+
+def run_date_of(explicit: str | None) -> date:
+    """The scheduled date of this run (so a retry maps to the same release), else today in UTC."""
+    if explicit:
+        return date.fromisoformat(explicit)
+    scheduled = runtime.flow_run.scheduled_start_time
+    return scheduled.date() if scheduled else datetime.now(timezone.utc).date()
+
+
+@flow(name="release", log_prints=True)
+def release(params_path: str = "params.yaml", run_date: str | None = None, releases: str = paths.RELEASES,
+            use_dvc: bool = True, push: bool = True) -> dict:
+    """Make (or resume) the release of `run_date`: sample with the date's seed, evaluate, gate, index."""
+    params = load_params(params_path)
+    if use_dvc:
+        for stage in MODEL_STAGES:
+            dvc_stage_task(stage)
+    release_id = release_id_for(run_date_of(run_date))
+    seed = release_seed(params.sample.seed, release_id)
+    target = Path(releases) / release_id
+    with release_lock(target):
+        started = start_release(releases, release_id, seed, params_hash(params))
+        try:
+            run_sample(params_path, [], out=str(target), seed=seed)
+            evaluate(params_path=params_path, synthetic=str(target), out=str(target))
+        except GateRejected:
+            finish_release(releases, started)
+            raise
+        except Exception as e:
+            fail_release(releases, started, f"{type(e).__name__}: {e}")
+            raise
+        entry = finish_release(releases, started)
+    pushed = dvc_push_task() if (use_dvc and push) else False
+    publish_summary(target, release_id, {"release": entry.status, "dvc push": "done" if pushed else "no remote"})
+    print(f"release {release_id}: {entry.status} ({entry.num_images} images) -> {target}")
+    return {"release": release_id, "status": entry.status, "seed": seed}
