@@ -94,6 +94,14 @@ def test_tampered_checkpoint_is_refused_with_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_equal_inputs_give_equal_bytes(tmp_path):
+    metadata = {"format": "x", "weights": "raw", "c": "1", "d": "2"}  # safetensors would shuffle these keys
+    digests = {save_verified(tmp_path / f"{i}.safetensors", {"a": torch.ones(2), "b": torch.zeros(3)}, metadata)
+               for i in range(8)}
+    assert len(digests) == 1
+    assert load_verified(tmp_path / "0.safetensors")[1] == metadata
+
+
 def test_file_without_manifest_is_incomplete(tmp_path):
     save_verified(tmp_path / "w.safetensors", {"a": torch.ones(2)})
     (tmp_path / "w.manifest.json").unlink()

@@ -15,7 +15,7 @@ from synthgen.config.evaluate import EvaluateConfig
 from synthgen.data.prepare import prepare_dataset
 from synthgen.data.shapes import CLASS_NAMES, render_shapes
 from synthgen.errors import SynthgenError
-from synthgen.evaluation import evaluate, train_classifier
+from synthgen.evaluation import evaluate, fd_vs_steps, train_classifier
 from synthgen.imaging import encode_image
 from synthgen.metrics.inception import InceptionWeightsMissing
 from synthgen.shards import ShardSample, ShardWriter, read_arrays, read_manifest
@@ -194,3 +194,12 @@ def test_params_that_differ_from_the_trained_reference_are_refused(stage_inputs,
     (wrong_size / "synthetic-000000.tar").write_bytes(b"corrupt")
     with pytest.raises(SynthgenError, match=r"fail their sha256"):
         run(stage_inputs, wrong_size, tmp_path / "eval")
+
+
+def test_fd_vs_steps_scores_every_sampler_setting(stage_inputs):
+    prepared, classifier, _ = stage_inputs
+    good, _ = fresh_shapes(60, seed=11)
+    noise = np.random.default_rng(5).integers(0, 256, good.shape, dtype=np.uint8)
+    curves = fd_vs_steps(CFG, prepared, classifier, {"ddim": {50: good, 5: noise}, "heun": {20: good}})
+    assert [steps for steps, _ in curves["ddim"]] == [5, 50] and [s for s, _ in curves["heun"]] == [20]
+    assert curves["ddim"][0][1] > 10 * curves["ddim"][1][1] and curves["heun"][0][1] == curves["ddim"][1][1]

@@ -71,6 +71,14 @@ def test_resumed_run_is_bit_identical_to_uninterrupted_run(tmp_path):
     assert strip_speed(tmp_path / "a/metrics.csv") == strip_speed(tmp_path / "b/metrics.csv")
 
 
+def test_more_steps_continue_a_run_but_other_settings_start_over(tmp_path):
+    first = run_ae(tiny_ae_config(steps=3), tmp_path)
+    longer = run_ae(tiny_ae_config(steps=6), tmp_path)
+    assert first.step == 3 and longer.resumed_from == 3 and longer.step == 6
+    changed = run_ae(tiny_ae_config(steps=6, lr=5e-4), tmp_path)
+    assert changed.resumed_from == 0 and changed.step == 6
+
+
 def test_discriminator_trains_only_after_disc_start(tmp_path):
     before = {k: v.clone() for k, v in build_networks(tiny_ae_config(2))["disc"].state_dict().items()}
     early = run_ae(tiny_ae_config(steps=2), tmp_path)

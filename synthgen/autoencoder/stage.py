@@ -3,7 +3,10 @@
 `train_autoencoder` writes into `out_dir`:
   model.safetensors (+ .manifest.json)  weights (the EMA when train.ema_decay > 0)
   config.json, scale_factor             what `load_autoencoder` needs to rebuild it
-  metrics.json                          validation PSNR, SSIM, L1, KL, and the scaled latent std
+  metrics.json                          on validation images: psnr (dB), ssim, l1 (mean |x - x^| on the
+                                        [-1, 1] scale), kl (nats per image), latent_std_scaled (std of
+                                        scale_factor * z, about 1); reconstructions from the posterior
+                                        mean, rounded to uint8 levels
   metrics.csv                           per-step training metrics (x = step)
   recon.png                             validation images, each row followed by its reconstructions
   checkpoints/                          training checkpoints; a re-run resumes from the newest
@@ -117,7 +120,8 @@ def train_autoencoder(cfg: AutoencoderConfig, train_pixels: np.ndarray, train_la
     nets = build_networks(cfg)
     objective = AutoencoderObjective(cfg, nets[MAIN].last_layer)
     data = {"pixels": torch.from_numpy(np.ascontiguousarray(train_pixels)).permute(0, 3, 1, 2).contiguous()}
-    result = train(cfg.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv")
+    result = train(cfg.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv",
+                   run_config=cfg.model_dump(mode="json", exclude={"train"}))
     if result.rank != 0:
         return {"rank": result.rank}
     # 2) scale factor, evaluation, outputs

@@ -18,6 +18,7 @@ import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -121,12 +122,13 @@ def train_cas(cfg: EvaluateConfig, images: LabelledImages, val: LabelledImages, 
     return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall, len(chosen)
 
 
-def inception_fid(model: torch.nn.Module, train: LabelledImages, val: LabelledImages, measured: LabelledImages,
-                  subsets: Sequence[np.ndarray], cfg: EvaluateConfig) -> dict[str, float]:
-    """FID (Heusel et al. 2017) with the user's local Inception weights, beside the real val baseline."""
+def inception_fid(model: torch.nn.Module, real: RealData, measured: LabelledImages, cfg: EvaluateConfig) -> dict[str, float]:
+    """FID (Heusel et al. 2017) with the user's local Inception weights, beside the real val baseline,
+    on the same equal-sized subsets as the classifier-feature FD."""
     feats = {name: inception_features(model, images.pixels, cfg.batch_size)
-             for name, images in (("train", train), ("val", val), ("generated", measured))}
-    return fd_with_baseline(feats["train"], feats["val"], feats["generated"], subsets, name="fid")
+             for name, images in (("train", real.train), ("val", real.val), ("generated", measured))}
+    subsets, val_rows = equal_sized_sets(cfg, len(measured), len(real.val))
+    return fd_with_baseline(feats["train"], feats["val"][val_rows], feats["generated"], subsets, name="fid")
 
 
 def finite_or_none(value: Any) -> Any:
@@ -138,7 +140,120 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-# ---- outputs --------------------------------------------------------------------------------
+# ---- the stage ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inputs:
+    trained: TrainedClassifier
+    real: RealData
+    synthetic: LabelledImages  # every sample of the synthetic dataset
+    measured: np.ndarray  # indices of the fixed-size, seeded sample the metrics use
+
+
+@dataclass(frozen=True)
+class Scores:
+    metrics: dict[str, Any]  # flat: each metric beside its baseline
+    per_class: dict[str, dict[str, Any]]  # class -> accuracy, real_val_accuracy, requested
+    memos: dict[str, Memorisation]  # "features" and "pixels": nearest training image of every sample
+    logits: torch.Tensor  # classifier logits of every synthetic sample
+
+
+def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path,
+                device: torch.device) -> Inputs:
+    """Classifier, real splits and synthetic set, checked against each other and against the params."""
+    trained = load_classifier(classifier_dir, device)
+    real = load_prepared(prepared_dir)
+    check_classifier_fits(trained, cfg, real, classifier_dir)
+    synthetic = load_synthetic(synthetic_dir, real.class_names)
+    check_synthetic_fits(synthetic, real, cfg)
+    measured = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, MEASURED_STREAM))
+    return Inputs(trained, real, synthetic, measured)
+
+
+def equal_sized_sets(cfg: EvaluateConfig, num_measured: int, num_val: int) -> tuple[list[np.ndarray], torch.Tensor]:
+    """FD and precision/recall depend on sample size, so they compare equal-sized sets: disjoint
+    val-sized subsets of the measured samples, against val (or a measured-sized subset of val
+    when fewer samples are measured than val holds). Returns the subsets and the val rows."""
+    size = min(num_measured, num_val)
+    subsets = matched_subsets(num_measured, size, derive_seed(cfg.seed, SUBSET_STREAM))
+    return subsets, torch.as_tensor(seeded_subset(num_val, size, derive_seed(cfg.seed, BASELINE_STREAM)))
+
+
+def distribution_scores(cfg: EvaluateConfig, feats: Mapping[str, torch.Tensor], measured: np.ndarray) -> dict[str, float]:
+    """FD, KID and precision/recall of the measured samples against train, with the real val baselines."""
+    subsets, val_rows = equal_sized_sets(cfg, len(measured), len(feats["val"]))
+    val = feats["val"][val_rows]
+    generated = feats["generated"][torch.as_tensor(measured)]
+    return {**fd_with_baseline(feats["train"], val, generated, subsets),
+            **kid_with_baseline(feats["train"], feats["val"], generated, cfg),
+            **precision_recall_with_baseline(feats["train"], val, generated, subsets, cfg)}
+
+
+def score(cfg: EvaluateConfig, inputs: Inputs, inception: torch.nn.Module | None, out_dir: Path) -> Scores:
+    """Every metric of the measured samples, and the per-sample facts of all of them."""
+    real, synthetic, measured = inputs.real, inputs.synthetic, inputs.measured
+    # 1) classifier features and logits of the three sets
+    emb = {name: embed_pixels(inputs.trained.model, images.pixels, cfg.batch_size)
+           for name, images in (("train", real.train), ("val", real.val), ("generated", synthetic))}
+    feats = {name: e.features for name, e in emb.items()}
+    # 2) class faithfulness, fidelity and diversity, each beside its real val baseline
+    conditional, per_class = conditional_with_baseline(emb["generated"].predicted[torch.as_tensor(measured)],
+                                                       synthetic.labels[measured], emb["val"].predicted,
+                                                       real.val.labels, real.class_names)
+    metrics: dict[str, Any] = {"num_generated": len(synthetic), "num_measured": len(measured),
+                               "num_train": len(real.train), "num_val": len(real.val),
+                               **conditional, **distribution_scores(cfg, feats, measured)}
+    # 3) memorisation in both spaces; the gate reads the configured one
+    memos = memorisation_by_space(cfg, feats, real, synthetic.pixels)
+    for space, memo in memos.items():
+        metrics.update(memorisation_summary(memo, measured, space))
+    metrics.update(gate_space_aliases(metrics, cfg.memorisation_space))
+    # 4) usefulness: CAS against the real reference that train_classifier trained
+    cas_accuracy, cas_count = train_cas(cfg, synthetic.take(measured), real.val, len(real.class_names), out_dir / "cas")
+    reference = inputs.trained.metrics
+    metrics.update(cas_metrics(cas_accuracy, reference["cas_reference_accuracy"], cas_count,
+                               reference["cas_reference_train_count"]))
+    if inception is not None:
+        metrics.update(inception_fid(inception, real, synthetic.take(measured), cfg))
+    return Scores(metrics, per_class, memos, emb["generated"].logits)
+
+
+def write_outputs(cfg: EvaluateConfig, inputs: Inputs, scores: Scores, verdict: GateVerdict, synthetic_dir: Path,
+                  out_dir: Path, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> dict[str, Any]:
+    """metrics.json, gate.json, plots, grid, quality.parquet and report.html; returns the metrics as written."""
+    real, synthetic, trained = inputs.real, inputs.synthetic, inputs.trained
+    gate_memo = scores.memos[cfg.memorisation_space]
+    metrics_json = finite_or_none({**scores.metrics, "published": verdict.published, "per_class": scores.per_class})
+    atomic_write_json(out_dir / "metrics.json", metrics_json)
+    atomic_write_json(out_dir / "gate.json", finite_or_none(verdict.to_dict()))
+    write_plots(cfg, out_dir / "plots", scores.per_class, gate_memo, quality_vs_steps)
+    save_class_grid(out_dir / "grid_per_class.png", synthetic.pixels, synthetic.labels, len(real.class_names),
+                    cfg.gallery_per_class)
+    write_quality(synthetic_dir, quality_table(synthetic.keys, synthetic.labels, scores.logits, gate_memo,
+                                               scores.memos["features"], scores.memos["pixels"], real.train.keys,
+                                               inputs.measured))
+    details = {"synthetic dataset": str(synthetic_dir),
+               "generated": f"{len(inputs.measured)} measured of {len(synthetic)}",
+               "real": f"{len(real.train)} train, {len(real.val)} val",
+               "classifier": f"{trained.metrics['val_accuracy']:.1%} real val accuracy, sha256 {trained.sha256[:12]}",
+               "seed": cfg.seed}
+    write_evaluation_report(out_dir / "report.html", verdict=verdict, metrics=scores.metrics, per_class=scores.per_class,
+                            memo=gate_memo, space=cfg.memorisation_space, generated=synthetic.pixels,
+                            requested=synthetic.labels, train=real.train.pixels, class_names=real.class_names,
+                            details=details, per_class_shown=cfg.gallery_per_class, worst_pairs=cfg.worst_pairs,
+                            quality_vs_steps=quality_vs_steps)
+    return metrics_json
+
+
+def write_plots(cfg: EvaluateConfig, plots_dir: Path, per_class: Mapping[str, Mapping[str, Any]], memo: Memorisation,
+                quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> None:
+    """The DVC plot files: per-class accuracy, the distance histogram, and the steps sweep when given."""
+    write_per_class_accuracy(plots_dir / "per_class_accuracy.csv", per_class)
+    write_nn_distances(plots_dir / "nn_distances.csv", memo.real_distances.numpy(), memo.distances.numpy(),
+                       cfg.histogram_bins)
+    if quality_vs_steps:
+        write_quality_vs_steps(plots_dir / "quality_vs_steps.csv", quality_vs_steps)
 
 
 def record_status(synthetic_dir: str | Path, verdict: GateVerdict) -> None:
@@ -156,87 +271,16 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
     (status, reasons, checks) with the metrics; a rejection is returned, not raised. The classifier
     runs on `classifier_train.device` with `classifier_train.cpu_threads`.
     """
-    with cpu_threads(cfg.classifier_train.cpu_threads):
-        return score_and_gate(cfg, Path(prepared_dir), Path(synthetic_dir), Path(classifier_dir), Path(out_dir),
-                              quality_vs_steps)
-
-
-def score_and_gate(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path, out_dir: Path,
-                   quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> dict[str, Any]:
-    """The body of `evaluate`."""
     start = time.perf_counter()
-    device = resolve_device(cfg.classifier_train.device)
-    inception = load_inception(cfg.inception_weights, device) if cfg.inception_weights else None  # fails before any work
-    # 1) inputs, checked against each other
-    trained = load_classifier(classifier_dir, device)
-    real = load_prepared(prepared_dir)
-    check_classifier_fits(trained, cfg, real, classifier_dir)
-    synthetic = load_synthetic(synthetic_dir, real.class_names)
-    check_synthetic_fits(synthetic, real, cfg)
-    measured_idx = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, MEASURED_STREAM))
-    measured = synthetic.take(measured_idx)
-    matched = min(len(measured), len(real.val))  # FD and precision/recall compare sets of this one size
-    subsets = matched_subsets(len(measured), matched, derive_seed(cfg.seed, SUBSET_STREAM))
-    val_matched = torch.as_tensor(seeded_subset(len(real.val), matched, derive_seed(cfg.seed, BASELINE_STREAM)))
-    # 2) classifier features and logits of the three sets
-    emb = {name: embed_pixels(trained.model, images.pixels, cfg.batch_size)
-           for name, images in (("train", real.train), ("val", real.val), ("generated", synthetic))}
-    feats = {name: e.features for name, e in emb.items()}
-    gen_measured = feats["generated"][torch.as_tensor(measured_idx)]
-    # 3) fidelity, diversity and class faithfulness, each beside its real val baseline
-    conditional, per_class = conditional_with_baseline(emb["generated"].predicted[torch.as_tensor(measured_idx)],
-                                                       measured.labels, emb["val"].predicted, real.val.labels,
-                                                       real.class_names)
-    metrics: dict[str, Any] = {
-        "num_generated": len(synthetic), "num_measured": len(measured),
-        "num_train": len(real.train), "num_val": len(real.val),
-        **conditional,
-        **fd_with_baseline(feats["train"], feats["val"][val_matched], gen_measured, subsets),
-        **kid_with_baseline(feats["train"], feats["val"], gen_measured, cfg),
-        **precision_recall_with_baseline(feats["train"], feats["val"][val_matched], gen_measured, subsets, cfg),
-    }
-    # 4) memorisation in both spaces; the gate reads the configured one
-    memos = memorisation_by_space(cfg, feats, real, synthetic.pixels)
-    for space, memo in memos.items():
-        metrics.update(memorisation_summary(memo, measured_idx, space))
-    metrics.update(gate_space_aliases(metrics, cfg.memorisation_space))
-    # 5) usefulness: CAS against the real reference trained by train_classifier
-    cas_accuracy, cas_count = train_cas(cfg, measured, real.val, len(real.class_names), out_dir / "cas")
-    metrics.update(cas_metrics(cas_accuracy, trained.metrics["cas_reference_accuracy"], cas_count,
-                               trained.metrics["cas_reference_train_count"]))
-    if inception is not None:
-        metrics.update(inception_fid(inception, real.train, real.val.take(val_matched.numpy()), measured, subsets, cfg))
-    # 6) the verdict, then every output; the manifest status goes last
-    verdict = evaluate_gate(metrics, cfg.gate)
-    metrics_json = finite_or_none({**metrics, "published": verdict.published, "per_class": per_class})
-    atomic_write_json(out_dir / "metrics.json", metrics_json)
-    atomic_write_json(out_dir / "gate.json", finite_or_none(verdict.to_dict()))
-    write_plots(cfg, out_dir / "plots", per_class, memos[cfg.memorisation_space], quality_vs_steps)
-    save_class_grid(out_dir / "grid_per_class.png", synthetic.pixels, synthetic.labels, len(real.class_names),
-                    cfg.gallery_per_class)
-    write_quality(synthetic_dir, quality_table(synthetic.keys, synthetic.labels, emb["generated"].logits,
-                                               memos[cfg.memorisation_space], memos["features"], memos["pixels"],
-                                               real.train.keys, measured_idx))
-    details = {"synthetic dataset": str(synthetic_dir), "generated": f"{len(measured)} measured of {len(synthetic)}",
-               "real": f"{len(real.train)} train, {len(real.val)} val",
-               "classifier": f"{trained.metrics['val_accuracy']:.1%} real val accuracy, sha256 {trained.sha256[:12]}",
-               "seed": cfg.seed}
-    write_evaluation_report(out_dir / "report.html", verdict=verdict, metrics=metrics, per_class=per_class,
-                            memo=memos[cfg.memorisation_space], space=cfg.memorisation_space,
-                            generated=synthetic.pixels, requested=synthetic.labels, train=real.train.pixels,
-                            class_names=real.class_names, details=details, per_class_shown=cfg.gallery_per_class,
-                            worst_pairs=cfg.worst_pairs, quality_vs_steps=quality_vs_steps)
-    record_status(synthetic_dir, verdict)
+    synthetic_dir, out_dir = Path(synthetic_dir), Path(out_dir)
+    with cpu_threads(cfg.classifier_train.cpu_threads):
+        device = resolve_device(cfg.classifier_train.device)
+        inception = load_inception(cfg.inception_weights, device) if cfg.inception_weights else None  # fail before work
+        inputs = load_inputs(cfg, Path(prepared_dir), synthetic_dir, Path(classifier_dir), device)
+        scores = score(cfg, inputs, inception, out_dir)
+    verdict = evaluate_gate(scores.metrics, cfg.gate)
+    metrics_json = write_outputs(cfg, inputs, scores, verdict, synthetic_dir, out_dir, quality_vs_steps)
+    record_status(synthetic_dir, verdict)  # last: a status in the manifest means every output above is written
     seconds = time.perf_counter() - start
     log.info("evaluate: %s in %.1f s %s", verdict.status, seconds, verdict.reasons)
     return {**finite_or_none(verdict.to_dict()), "metrics": metrics_json, "seconds": seconds, "out_dir": str(out_dir)}
-
-
-def write_plots(cfg: EvaluateConfig, plots_dir: Path, per_class: Mapping[str, Mapping[str, Any]], memo: Memorisation,
-                quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> None:
-    """The DVC plot files: per-class accuracy, the distance histogram, and the steps sweep when given."""
-    write_per_class_accuracy(plots_dir / "per_class_accuracy.csv", per_class)
-    write_nn_distances(plots_dir / "nn_distances.csv", memo.real_distances.numpy(), memo.distances.numpy(),
-                       cfg.histogram_bins)
-    if quality_vs_steps:
-        write_quality_vs_steps(plots_dir / "quality_vs_steps.csv", quality_vs_steps)

@@ -275,7 +275,8 @@ def details_section(details: Mapping[str, Any]) -> str:
 
 
 def ratio_cell(row: MetricRow) -> str:
-    if row.value is None or row.baseline is None or row.baseline == 0:
+    """value / baseline, only where both are positive (KID, for one, scatters around zero)."""
+    if row.value is None or row.baseline is None or not (row.value > 0 and row.baseline > 0):
         return '<td class="num muted">—</td>'
     return f'<td class="num">{row.value / row.baseline:.2f}×</td>'
 

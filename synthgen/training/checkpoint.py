@@ -20,11 +20,12 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from synthgen.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
+from synthgen.atomic import atomic_write_bytes, atomic_write_json, canonical_json, sha256_bytes
 from synthgen.errors import SynthgenError
 
 FORMAT = "synthgen.checkpoint/1"
 MANIFEST_SUFFIX = ".manifest.json"
+METADATA_KEY = "synthgen"  # all our header metadata, as one canonical JSON string
 
 
 class CheckpointError(SynthgenError):
@@ -36,10 +37,15 @@ def manifest_path(path: Path) -> Path:
 
 
 def save_verified(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> str:
-    """Write tensors as safetensors, then a manifest with their sha256; return the sha256."""
+    """Write tensors as safetensors, then a manifest with their sha256; return the sha256.
+
+    The metadata goes into the header as one canonical JSON string: safetensors writes a metadata
+    map in random key order, which would make equal inputs give different bytes and checksums.
+    """
     path = Path(path)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    data = safetensors.torch.save(cpu, metadata=metadata)
+    header = {METADATA_KEY: canonical_json(metadata)} if metadata else None
+    data = safetensors.torch.save(cpu, metadata=header)
     digest = sha256_bytes(data)
     atomic_write_bytes(path, data)
     atomic_write_json(manifest_path(path), {"file": path.name, "sha256": digest, "bytes": len(data)})
@@ -47,9 +53,11 @@ def save_verified(path: str | Path, tensors: dict[str, torch.Tensor], metadata: 
 
 
 def read_header_metadata(data: bytes) -> dict[str, str]:
-    """The `__metadata__` map of a safetensors blob (8-byte little-endian header size, then JSON)."""
+    """The metadata `save_verified` stored in a safetensors blob (8-byte little-endian header size,
+    then the JSON header); a foreign file's `__metadata__` map is returned as it is."""
     size = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + size]).get("__metadata__", {})
+    metadata = json.loads(data[8 : 8 + size]).get("__metadata__", {})
+    return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else metadata
 
 
 def load_verified(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
@@ -60,7 +68,10 @@ def load_verified(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, 
         raise CheckpointError(f"{path}: file not found")
     if not manifest.is_file():
         raise CheckpointError(f"{path}: no manifest {manifest.name} beside it; the file is incomplete or not ours")
-    expected = json.loads(manifest.read_text())["sha256"]
+    try:
+        expected = json.loads(manifest.read_text())["sha256"]
+    except (ValueError, KeyError):
+        raise CheckpointError(f"{manifest}: not a valid manifest (no sha256); delete {path.name} and its manifest") from None
     data = path.read_bytes()
     actual = sha256_bytes(data)
     if actual != expected:

@@ -58,11 +58,6 @@ def cpu_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def is_main_process() -> bool:
-    """True outside torchrun and on its rank 0."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def setup_distributed(device_preference: str) -> DistContext:
     """Join the torchrun process group (NCCL on GPU, gloo on CPU) when launched by torchrun;
     the group lives until the process exits."""
@@ -76,8 +71,13 @@ def setup_distributed(device_preference: str) -> DistContext:
     if not dist.is_initialized():
         # One group per process, kept for later train() calls: re-creating it on torchrun's store can hang.
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        atexit.register(dist.destroy_process_group)
+        atexit.register(destroy_if_initialized)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def destroy_if_initialized() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:

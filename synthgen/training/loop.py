@@ -12,7 +12,9 @@ An objective is a callable `(nets, batch, generator, step) -> (losses, logs)`:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import shutil
 import math
 import time
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from synthgen.atomic import remove_leftovers
+from synthgen.atomic import canonical_json, remove_leftovers
 from synthgen.config.training import TrainConfig
 from synthgen.errors import SynthgenError
 from synthgen.training.batches import BatchOrder, take_batch
@@ -90,9 +92,14 @@ def train(
     data: Mapping[str, torch.Tensor],
     checkpoint_dir: str | Path,
     metrics_path: str | Path,
+    run_config: Mapping | None = None,
 ) -> TrainResult:
     """Train `nets` on `data` (tensors sharing their first dimension) to `cfg.steps`, resuming from
-    the newest checkpoint in `checkpoint_dir` if there is one. Under torchrun every rank calls this."""
+    the newest checkpoint in `checkpoint_dir` if there is one. Under torchrun every rank calls this.
+
+    Checkpoints are resumed only by a run with the same data and the same `run_config` (the stage's
+    settings, JSON-able) up to `cfg.steps`: raising the step count continues a run exactly, while
+    any other change starts it over instead of silently mixing two runs."""
     if MAIN not in nets:
         raise SynthgenError(f"train() needs a network named {MAIN!r}; got {sorted(nets)}")
     counts = {k: len(v) for k, v in data.items()}
@@ -101,15 +108,31 @@ def train(
     ctx = setup_distributed(cfg.device)
     forked = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
     with torch.random.fork_rng(devices=forked), cpu_threads(cfg.cpu_threads):
-        return Run(cfg, nets, objective, data, Path(checkpoint_dir), Path(metrics_path), ctx).run()
+        key = run_fingerprint(cfg, data, run_config)
+        return Run(cfg, nets, objective, data, Path(checkpoint_dir), Path(metrics_path), ctx, key).run()
+
+
+NOT_IN_FINGERPRINT = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "cpu_threads"}
+
+
+def run_fingerprint(cfg: TrainConfig, data: Mapping[str, torch.Tensor], run_config: Mapping | None) -> str:
+    """What a checkpoint must share with this run to be resumed: settings (but the step count) and data."""
+    digest = hashlib.sha256()
+    settings = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in NOT_IN_FINGERPRINT}
+    digest.update(canonical_json({"train": settings, "run": run_config or {}}).encode())
+    for name in sorted(data):
+        digest.update(name.encode())
+        digest.update(data[name].contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class Run:
     """State of one call to `train`: networks, optimizers, EMA, RNG, metrics."""
 
     def __init__(self, cfg: TrainConfig, nets: Mapping[str, nn.Module], objective: Objective,
-                 data: Mapping[str, torch.Tensor], checkpoint_dir: Path, metrics_path: Path, ctx: DistContext):
-        self.cfg, self.objective, self.data, self.ctx = cfg, objective, data, ctx
+                 data: Mapping[str, torch.Tensor], checkpoint_dir: Path, metrics_path: Path, ctx: DistContext,
+                 fingerprint: str):
+        self.cfg, self.objective, self.data, self.ctx, self.fingerprint = cfg, objective, data, ctx, fingerprint
         self.checkpoint_dir, self.metrics_path = checkpoint_dir, metrics_path
         memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
         self.nets = {name: net.to(ctx.device, memory_format=memory_format).train() for name, net in nets.items()}
@@ -145,6 +168,12 @@ class Run:
         if path is None:
             return 0
         state = load_checkpoint(path)
+        if state.extra.get("fingerprint") != self.fingerprint:
+            if self.ctx.is_main:
+                log.warning("checkpoints in %s come from other settings or data: starting over", self.checkpoint_dir)
+                shutil.rmtree(self.checkpoint_dir)
+            barrier(self.ctx)
+            return 0
         try:
             for name, net in self.nets.items():
                 net.load_state_dict(state.nets[name])
@@ -182,7 +211,7 @@ class Run:
             rng=rng,
             ema=self.ema.state_dict() if self.ema is not None else None,
             ema_updates=self.ema.num_updates if self.ema is not None else 0,
-            extra={"world_size": self.ctx.world_size},
+            extra={"world_size": self.ctx.world_size, "fingerprint": self.fingerprint},
         )
         save_checkpoint(self.checkpoint_dir, state, self.cfg.keep_checkpoints)
 
