@@ -16,6 +16,7 @@ from flows.evaluate import GateRejected, evaluate
 from flows.sample import run_sample
 from synthgen import paths
 from synthgen.config import load_params, params_hash
+from synthgen.evaluation.evaluate_stage import annotate_dataset
 from synthgen.releases import (
     fail_release, finish_release, release_id_for, release_lock, release_seed, start_release,
 )
@@ -49,11 +50,13 @@ def release(params_path: str = "params.yaml", run_date: str | None = None, relea
             run_sample(params_path, [], out=str(target), seed=seed)
             evaluate(params_path=params_path, synthetic=str(target), out=str(target))
         except GateRejected:
+            annotate_dataset(target, target)
             finish_release(releases, started)
             raise
         except Exception as e:
             fail_release(releases, started, f"{type(e).__name__}: {e}")
             raise
+        annotate_dataset(target, target)
         entry = finish_release(releases, started)
     pushed = dvc_push_task() if (use_dvc and push) else False
     publish_summary(target, release_id, {"release": entry.status, "dvc push": "done" if pushed else "no remote"})

@@ -16,6 +16,7 @@ from synthgen.data.prepare import prepare_dataset
 from synthgen.data.shapes import CLASS_NAMES, render_shapes
 from synthgen.errors import SynthgenError
 from synthgen.evaluation import evaluate, fd_vs_steps, train_classifier
+from synthgen.evaluation.evaluate_stage import annotate_dataset
 from synthgen.imaging import encode_image
 from synthgen.metrics.inception import InceptionWeightsMissing
 from synthgen.shards import ShardSample, ShardWriter, read_arrays, read_manifest
@@ -31,6 +32,7 @@ CONFIG = {
     "gate": {"min_conditional_accuracy": 0.6, "max_fd_ratio": 4.0, "max_near_duplicate_fraction": 0.05},
 }
 CFG = EvaluateConfig.model_validate(CONFIG)
+SWEEP = {"ddim": [(10, 3.0), (20, 2.0)], "heun": [(10, 2.5), (20, 1.5), (40, 1.2)]}  # sampler -> (steps, FD)
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +93,7 @@ def good_run(stage_inputs, tmp_path_factory):
     pixels, labels = fresh_shapes(120, seed=7)
     train_px = stage_inputs[2]
     pixels[5] = train_px[11]
-    sweep = {"ddim": [(10, 3.0), (20, 2.0)], "heun": [(10, 2.5), (20, 1.5), (40, 1.2)]}
-    result = run(stage_inputs, write_synthetic(root / "synthetic", pixels, labels), root / "eval", quality_vs_steps=sweep)
+    result = run(stage_inputs, write_synthetic(root / "synthetic", pixels, labels), root / "eval", quality_vs_steps=SWEEP)
     return result, root
 
 
@@ -105,16 +106,19 @@ def test_a_faithful_dataset_is_published_with_baselines_beside_metrics(good_run)
         assert f"{name}_baseline" in metrics, name
     assert metrics["conditional_accuracy"] > 0.9 and metrics["fd_ratio"] < 4 and metrics["published"] is True
     assert 0 < metrics["cas_ratio"] and metrics["cas_train_count"] == 96
-    assert set(metrics["per_class"]) == set(CLASSES)
+    assert all(isinstance(v, (int, float, bool)) for v in metrics.values())  # flat, as DVC metrics
     assert json.loads((root / "eval" / "gate.json").read_text())["status"] == "published"
+    assert "status" not in read_manifest(root / "synthetic")  # the stage never edits another stage's output
+    annotate_dataset(root / "synthetic", root / "eval")
     manifest = read_manifest(root / "synthetic")
     assert manifest["status"] == "published" and manifest["gate_reasons"] == []
+    assert (root / "synthetic" / "quality.parquet").read_bytes() == (root / "eval" / "quality.parquet").read_bytes()
     assert manifest["num_samples"] == 120  # the rest of the manifest is kept
 
 
 def test_a_planted_training_image_is_flagged_in_the_quality_table(good_run):
     _, root = good_run
-    quality = pq.read_table(root / "synthetic" / "quality.parquet").to_pylist()
+    quality = pq.read_table(root / "eval" / "quality.parquet").to_pylist()
     metadata = pq.read_table(root / "synthetic" / "metadata.parquet", columns=["key"]).column("key").to_pylist()
     assert [row["key"] for row in quality] == metadata
     planted = quality[5]
@@ -129,7 +133,8 @@ def test_plots_grid_and_report_are_written(good_run):
     _, root = good_run
     plots = root / "eval" / "plots"
     per_class = list(csv.DictReader((plots / "per_class_accuracy.csv").open()))
-    assert [r["class"] for r in per_class] == list(CLASSES) and all(0 <= float(r["accuracy"]) <= 1 for r in per_class)
+    assert [r["class_name"] for r in per_class] == list(CLASSES)
+    assert all(0 <= float(r["conditional_accuracy"]) <= 1 for r in per_class)
     histogram = list(csv.DictReader((plots / "nn_distances.csv").open()))
     assert len(histogram) == CFG.histogram_bins
     assert sum(float(r["real_val"]) for r in histogram) == pytest.approx(1, abs=1e-4)
@@ -153,6 +158,7 @@ def test_noise_is_rejected_and_the_manifest_says_why(stage_inputs, tmp_path):
     result = run(stage_inputs, synthetic, tmp_path / "eval")
     assert result["status"] == "rejected"
     assert {"conditional_accuracy", "fd_ratio"} <= failed(result), result["metrics"]
+    annotate_dataset(synthetic, tmp_path / "eval")
     manifest = read_manifest(synthetic)
     assert manifest["status"] == "rejected" and manifest["gate_reasons"] == result["reasons"]
     assert any(r.startswith("fd_ratio") for r in manifest["gate_reasons"])
@@ -203,3 +209,22 @@ def test_fd_vs_steps_scores_every_sampler_setting(stage_inputs):
     curves = fd_vs_steps(CFG, prepared, classifier, {"ddim": {50: good, 5: noise}, "heun": {20: good}})
     assert [steps for steps, _ in curves["ddim"]] == [5, 50] and [s for s, _ in curves["heun"]] == [20]
     assert curves["ddim"][0][1] > 10 * curves["ddim"][1][1] and curves["heun"][0][1] == curves["ddim"][1][1]
+
+
+def test_the_same_inputs_give_the_same_bytes(stage_inputs, good_run, tmp_path):
+    _, root = good_run
+    run(stage_inputs, root / "synthetic", tmp_path / "again", quality_vs_steps=SWEEP)
+    for name in ("metrics.json", "gate.json", "report.html", "grid_per_class.png", "plots/nn_distances.csv",
+                 "quality.parquet"):
+        assert (tmp_path / "again" / name).read_bytes() == (root / "eval" / name).read_bytes(), name
+
+
+def test_a_dataset_whose_class_names_differ_is_refused(stage_inputs, tmp_path):
+    pixels, labels = fresh_shapes(40, seed=12)
+    writer = ShardWriter(tmp_path / "synthetic", prefix="synthetic", max_count=64)
+    for i, (image, label) in enumerate(zip(pixels, labels)):
+        writer.write(ShardSample(key=f"s-{i:04d}", image=encode_image(image), label=int(label),
+                                 class_name=CLASSES[(label + 1) % 4], width=SIZE, height=SIZE, format="png"))
+    writer.finish_dataset()
+    with pytest.raises(SynthgenError, match=r"sample s-0000 has label \d named '\w+', but the real data calls it"):
+        run(stage_inputs, tmp_path / "synthetic", tmp_path / "eval")

@@ -18,7 +18,7 @@ class UNetConfig(Section):
     """Class-conditional UNet on latents (ADM-style; Dhariwal & Nichol 2021)."""
 
     in_channels: int = Field(4, ge=1, le=64)  # latent channels; train_diffusion sets it from the latent store
-    sample_size: int = Field(16, ge=1, le=1024)  # latent height = width (places attention); set from the latent store
+    sample_size: int = Field(8, ge=1, le=1024)  # latent height = width (places attention); train_diffusion sets it from the latent store
     base_channels: int = Field(32, ge=4, le=1024)  # width of the first level
     channel_mult: tuple[int, ...] = Field((1, 2, 2), min_length=1, max_length=6)  # width per level = base * mult
     num_res_blocks: int = Field(1, ge=1, le=8)  # ResNet blocks per level on the way down

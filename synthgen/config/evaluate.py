@@ -1,22 +1,14 @@
 """Params for the evaluate stage: the feature classifier, the metrics and the quality gate."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from synthgen.config.base import Section
+from synthgen.config.base import Section, defaults_from
 from synthgen.config.training import TrainConfig
 
 Width = Annotated[int, Field(ge=8, le=1024)]
-
-
-def over_defaults(default: Section) -> Callable[[Any], Any]:
-    """A before-validator: a partial mapping from params.yaml replaces only the keys it names of
-    `default`, instead of falling back to the section class's generic defaults for the rest."""
-    def merge(value: Any) -> Any:
-        return {**default.model_dump(), **value} if isinstance(value, dict) else value
-    return merge
 
 
 CLASSIFIER_TRAIN = TrainConfig(  # trains the default classifier on 32x32 shapes on a 2-core CPU in about a minute
@@ -50,10 +42,10 @@ class AugmentConfig(Section):
 
 
 class CasConfig(Section):
-    """Classification Accuracy Score: one short run on synthetic images, one on as many real ones."""
+    """Classification Accuracy Score: one run on synthetic images, one with the same schedule on as many real ones."""
 
     samples: int = Field(1000, ge=16)  # training images of each CAS classifier (synthetic, and the real reference)
-    train: Annotated[TrainConfig, BeforeValidator(over_defaults(CAS_TRAIN))] = CAS_TRAIN  # schedule both CAS classifiers share
+    train: defaults_from(CAS_TRAIN) = CAS_TRAIN  # schedule both CAS classifiers share
 
 
 class GateConfig(Section):
@@ -68,14 +60,14 @@ class GateConfig(Section):
 class EvaluateConfig(Section):
     """How many samples to score, how each metric is estimated, and the gate."""
 
-    num_samples: int = Field(1000, ge=16)  # generated images scored per evaluation
-    seed: int = Field(0, ge=0)  # seeds every random choice of the stage (sampling, KID subsets)
+    num_samples: int = Field(1000, ge=16)  # generated images the metrics use (a seeded subset of a larger set); quality.parquet covers all
+    seed: int = Field(0, ge=0)  # seeds every random choice of the evaluate stage (measured subset, FD/KID/CAS subsets)
     batch_size: int = Field(256, ge=1)  # images per forward pass when extracting features
     distance_chunk: int = Field(1024, ge=16)  # rows per block of pairwise distances; bounds memory
     kid_subsets: int = Field(100, ge=1)  # random subsets averaged for KID (Binkowski et al. 2018)
     kid_subset_size: int = Field(1000, ge=2)  # samples per KID subset; capped at the smaller set size
     pr_k: int = Field(3, ge=1, le=64)  # k of the k-NN radii for precision/recall (Kynkaanniemi et al. 2019)
-    memorisation_space: Literal["features", "pixels"] = "features"  # space in which nearest training images are searched
+    memorisation_space: Literal["features", "pixels"] = "features"  # space of the gated near-duplicate fraction (both are reported)
     memorisation_quantile: float = Field(0.01, gt=0.0, lt=1.0)  # quantile of real val-to-train NN distances used as near-duplicate threshold
     inception_weights: str | None = None  # local TorchScript Inception file for FID; None skips Inception FID, never downloaded
     histogram_bins: int = Field(30, ge=2, le=1000)  # bins of the nearest-neighbour distance histogram plot
@@ -83,6 +75,6 @@ class EvaluateConfig(Section):
     gallery_per_class: int = Field(8, ge=1, le=64)  # samples per class in the grid PNG and the report
     gate: GateConfig = GateConfig()  # the publish/reject thresholds
     classifier: ClassifierConfig = ClassifierConfig()  # the feature classifier architecture
-    classifier_train: Annotated[TrainConfig, BeforeValidator(over_defaults(CLASSIFIER_TRAIN))] = CLASSIFIER_TRAIN  # schedule of the feature classifier (stage train_classifier)
+    classifier_train: defaults_from(CLASSIFIER_TRAIN) = CLASSIFIER_TRAIN  # schedule of the feature classifier (stage train_classifier)
     augment: AugmentConfig = AugmentConfig()  # augmentation of every classifier's training images
     cas: CasConfig = CasConfig()  # the Classification Accuracy Score runs

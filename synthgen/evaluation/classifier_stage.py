@@ -7,7 +7,7 @@
   metrics.csv                           per-step training metrics (x = step)
   checkpoints/                          training checkpoints; a re-run resumes from the newest
   cas_reference/                        metrics.csv and checkpoints of the CAS reference run
-The CAS reference is the same architecture trained with the short CAS schedule on `cas.samples`
+The CAS reference is the same architecture trained with the CAS schedule on `cas.samples`
 real training images: the evaluate stage trains its synthetic twin, and the ratio of their real
 val accuracies is the CAS ratio, so schedule and data size cancel out of it.
 """
@@ -61,11 +61,14 @@ def build_classifier(cfg: ClassifierConfig, num_classes: int, seed: int) -> Feat
 def fit_classifier(model_cfg: ClassifierConfig, train_cfg: TrainConfig, augment_cfg: AugmentConfig, pixels: np.ndarray,
                    labels: np.ndarray, num_classes: int, run_dir: str | Path) -> TrainResult:
     """Train a classifier on uint8 images (N, H, W, 3) with the shared loop; checkpoints and metrics.csv
-    go to `run_dir`, and a re-run resumes from its newest checkpoint."""
+    go to `run_dir`, and a re-run with the same data and settings resumes from its newest checkpoint."""
     run_dir = Path(run_dir)
     nets = {MAIN: build_classifier(model_cfg, num_classes, train_cfg.seed)}
     data = {"pixels": pixels_nchw(pixels), "labels": torch.as_tensor(labels, dtype=torch.long)}
-    return train(train_cfg, nets, ClassifierObjective(augment_cfg), data, run_dir / "checkpoints", run_dir / "metrics.csv")
+    run_config = {"classifier": model_cfg.model_dump(mode="json"), "augment": augment_cfg.model_dump(mode="json"),
+                  "num_classes": num_classes}
+    return train(train_cfg, nets, ClassifierObjective(augment_cfg), data, run_dir / "checkpoints",
+                 run_dir / "metrics.csv", run_config=run_config)
 
 
 def check_same_size(train_pixels: np.ndarray, val_pixels: np.ndarray) -> None:
@@ -90,8 +93,8 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     check_same_size(train_pixels, val_pixels)
     # 1) the feature classifier, on every training image
     result = fit_classifier(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir)
-    # 2) the CAS reference: the short CAS schedule on as many real images as CAS trains on synthetic ones
-    subset = seeded_subset(len(train_pixels), cfg.cas.samples, derive_seed(cfg.seed, CAS_REAL_STREAM))
+    # 2) the CAS reference: the CAS schedule on as many real images as CAS trains on synthetic ones
+    subset = seeded_subset(len(train_pixels), cfg.cas.samples, derive_seed(cfg.cas.train.seed, CAS_REAL_STREAM))
     reference = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset],
                                num_classes, out_dir / CAS_REFERENCE)
     if result.rank != 0:

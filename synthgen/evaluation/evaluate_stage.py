@@ -1,7 +1,7 @@
 """The evaluate stage as a pure function: score a synthetic dataset against the real data, then gate it.
 
 `evaluate` writes into `out_dir`:
-  metrics.json                  every metric beside its real-versus-real baseline (DVC metrics)
+  metrics.json                  every metric beside its real-versus-real baseline, flat (DVC metrics)
   gate.json                     the verdict: status, reasons and every check
   plots/per_class_accuracy.csv  conditional accuracy per class beside the classifier's real val accuracy
   plots/nn_distances.csv        histogram of distances to the nearest training image, real val and generated
@@ -9,11 +9,13 @@
   grid_per_class.png            one row of generated samples per class
   report.html                   the self-contained report
   cas/metrics.csv               per-step metrics of the CAS classifier (trained on synthetic images only)
-and into `synthetic_dir`: quality.parquet (per-sample quality) and, last of all, `status`
-(published | rejected) and `gate_reasons` in its manifest.json.
+  quality.parquet               per-sample quality, keyed by key, joinable with metadata.parquet
+It never modifies the synthetic dataset (the output of another stage): `annotate_dataset` carries
+the verdict into a dataset folder when it is released.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -25,14 +27,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from synthgen.atomic import atomic_write_json
+from synthgen.atomic import atomic_write_bytes, atomic_write_json
+from synthgen.shards import read_manifest
+from synthgen.shards.manifest import MANIFEST
 from synthgen.config.evaluate import EvaluateConfig
-from synthgen.errors import SynthgenError
+from synthgen.evaluation.checks import check_classifier_fits, check_synthetic_fits
 from synthgen.evaluation.classifier_stage import fit_classifier
 from synthgen.evaluation.features import class_accuracy, embed_pixels, matched_subsets, pixels_nchw, seeded_subset, to_model_range
 from synthgen.evaluation.inputs import LabelledImages, RealData, load_prepared, load_synthetic
 from synthgen.evaluation.plots import save_class_grid, write_nn_distances, write_per_class_accuracy, write_quality_vs_steps
-from synthgen.evaluation.quality import quality_table, write_quality
+from synthgen.evaluation.quality import QUALITY, quality_table, write_quality
 from synthgen.evaluation.report import write_evaluation_report
 from synthgen.evaluation.scores import (
     cas_metrics, conditional_with_baseline, fd_with_baseline, gate_space_aliases, kid_with_baseline,
@@ -42,53 +46,12 @@ from synthgen.evaluation.trained import TrainedClassifier, load_classifier
 from synthgen.metrics.gate import GateVerdict, evaluate_gate
 from synthgen.metrics.inception import inception_features, load_inception
 from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
-from synthgen.shards import read_manifest
-from synthgen.shards.manifest import MANIFEST
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.rng import derive_seed
 
 log = logging.getLogger(__name__)
 
 MEASURED_STREAM, SUBSET_STREAM, CAS_STREAM, BASELINE_STREAM = 31, 34, 35, 36  # seed-stream keys of its random choices
-MUST_MATCH = ("classifier", "augment", "cas")  # sections the CAS reference was trained with
-IGNORED_KEYS = {"progress", "cpu_threads"}  # settings that do not change what is trained
-
-
-# ---- checks ---------------------------------------------------------------------------------
-
-
-def differences(stored: Any, current: Any, prefix: str) -> list[str]:
-    """Dotted keys whose value differs between two JSON trees, as 'key=old (params say new)'.
-
-    Keys the stored tree lacks (params added after it was written) are not compared.
-    """
-    if isinstance(stored, dict) and isinstance(current, dict):
-        return [d for k in current if k not in IGNORED_KEYS and k in stored
-                for d in differences(stored[k], current[k], f"{prefix}.{k}")]
-    return [] if stored == current else [f"{prefix}={stored!r} (params say {current!r})"]
-
-
-def check_classifier_fits(trained: TrainedClassifier, cfg: EvaluateConfig, real: RealData, classifier_dir: Path) -> None:
-    """The classifier folder must come from these classes, this image size and these CAS settings."""
-    current = cfg.model_dump(mode="json")
-    diffs = [d for s in MUST_MATCH for d in differences(trained.trained_with.get(s), current[s], f"evaluate.{s}")]
-    if diffs:
-        raise SynthgenError(f"{classifier_dir} was trained with {diffs[0]}; re-run train_classifier with these params")
-    if trained.class_names != real.class_names:
-        raise SynthgenError(f"{classifier_dir} knows classes {trained.class_names}, the prepared data has "
-                            f"{real.class_names}; re-run train_classifier")
-    if tuple(real.train.pixels.shape[1:3]) != tuple(trained.image_size):
-        raise SynthgenError(f"{classifier_dir} was trained on {tuple(trained.image_size)} images, the prepared data "
-                            f"is {real.train.pixels.shape[1:3]}; re-run train_classifier")
-
-
-def check_synthetic_fits(synthetic: LabelledImages, real: RealData, cfg: EvaluateConfig) -> None:
-    if synthetic.pixels.shape[1:] != real.train.pixels.shape[1:]:
-        raise SynthgenError(f"synthetic images are {synthetic.pixels.shape[1:3]}, real ones {real.train.pixels.shape[1:3]}; "
-                            "generate at the prepared resolution")
-    if min(len(synthetic), cfg.cas.samples) < cfg.cas.train.batch_size:
-        raise SynthgenError(f"evaluate.cas.train.batch_size={cfg.cas.train.batch_size} is larger than the "
-                            f"{min(len(synthetic), cfg.cas.samples)} synthetic images CAS trains on; lower it")
 
 
 # ---- measurements ---------------------------------------------------------------------------
@@ -135,6 +98,8 @@ def finite_or_none(value: Any) -> Any:
     """JSON-safe metrics: NaN and infinities become null (the gate reads null as not measured)."""
     if isinstance(value, dict):
         return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -224,15 +189,15 @@ def write_outputs(cfg: EvaluateConfig, inputs: Inputs, scores: Scores, verdict: 
     """metrics.json, gate.json, plots, grid, quality.parquet and report.html; returns the metrics as written."""
     real, synthetic, trained = inputs.real, inputs.synthetic, inputs.trained
     gate_memo = scores.memos[cfg.memorisation_space]
-    metrics_json = finite_or_none({**scores.metrics, "published": verdict.published, "per_class": scores.per_class})
+    metrics_json = finite_or_none({**scores.metrics, "published": verdict.published})
     atomic_write_json(out_dir / "metrics.json", metrics_json)
     atomic_write_json(out_dir / "gate.json", finite_or_none(verdict.to_dict()))
     write_plots(cfg, out_dir / "plots", scores.per_class, gate_memo, quality_vs_steps)
     save_class_grid(out_dir / "grid_per_class.png", synthetic.pixels, synthetic.labels, len(real.class_names),
                     cfg.gallery_per_class)
-    write_quality(synthetic_dir, quality_table(synthetic.keys, synthetic.labels, scores.logits, gate_memo,
-                                               scores.memos["features"], scores.memos["pixels"], real.train.keys,
-                                               inputs.measured))
+    quality = quality_table(synthetic.keys, synthetic.labels, scores.logits, gate_memo, scores.memos["features"],
+                            scores.memos["pixels"], real.train.keys, inputs.measured)
+    write_quality([out_dir], quality)
     details = {"synthetic dataset": str(synthetic_dir),
                "generated": f"{len(inputs.measured)} measured of {len(synthetic)}",
                "real": f"{len(real.train)} train, {len(real.val)} val",
@@ -256,13 +221,6 @@ def write_plots(cfg: EvaluateConfig, plots_dir: Path, per_class: Mapping[str, Ma
         write_quality_vs_steps(plots_dir / "quality_vs_steps.csv", quality_vs_steps)
 
 
-def record_status(synthetic_dir: str | Path, verdict: GateVerdict) -> None:
-    """Write the verdict into the synthetic dataset's manifest: status and the reasons of a rejection."""
-    manifest = read_manifest(synthetic_dir)
-    manifest.update(status=verdict.status, gate_reasons=verdict.reasons)
-    atomic_write_json(Path(synthetic_dir) / MANIFEST, manifest)
-
-
 def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str | Path, classifier_dir: str | Path,
              out_dir: str | Path, *, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> dict[str, Any]:
     """Score the synthetic dataset, gate it, and write the files named in the module docstring.
@@ -280,7 +238,18 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
         scores = score(cfg, inputs, inception, out_dir)
     verdict = evaluate_gate(scores.metrics, cfg.gate)
     metrics_json = write_outputs(cfg, inputs, scores, verdict, synthetic_dir, out_dir, quality_vs_steps)
-    record_status(synthetic_dir, verdict)  # last: a status in the manifest means every output above is written
     seconds = time.perf_counter() - start
     log.info("evaluate: %s in %.1f s %s", verdict.status, seconds, verdict.reasons)
     return {**finite_or_none(verdict.to_dict()), "metrics": metrics_json, "seconds": seconds, "out_dir": str(out_dir)}
+
+
+def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> None:
+    """Give an evaluated dataset its quality.parquet and, last, the gate verdict in its manifest
+    (`status`: published | rejected, `gate_reasons`). Files are replaced, never edited in place."""
+    dataset_dir, evaluation_dir = Path(dataset_dir), Path(evaluation_dir)
+    if dataset_dir.resolve() != evaluation_dir.resolve():
+        atomic_write_bytes(dataset_dir / QUALITY, (evaluation_dir / QUALITY).read_bytes())
+    verdict = json.loads((evaluation_dir / "gate.json").read_text())
+    manifest = read_manifest(dataset_dir)
+    manifest.update(status=verdict["status"], gate_reasons=verdict["reasons"])
+    atomic_write_json(dataset_dir / MANIFEST, manifest)

@@ -54,12 +54,18 @@ def load_prepared(prepared_dir: str | Path) -> RealData:
 def check_class_names(folder: Path, class_names: list[str]) -> None:
     """Every metadata row's class_name must be the prepared name of its label."""
     table = pq.read_table(folder / METADATA, columns=["key", "label", "class_name"])
-    for key, label, name in zip(*(table.column(c).to_pylist() for c in ("key", "label", "class_name"))):
-        if not 0 <= label < len(class_names):
-            raise SynthgenError(f"{folder}: sample {key} has label {label}, but the real data has {len(class_names)} classes")
-        if name != class_names[label]:
-            raise SynthgenError(f"{folder}: sample {key} has label {label} named {name!r}, but the real data calls it "
-                                f"{class_names[label]!r}; generate with a model trained on this dataset")
+    labels = table.column("label").to_numpy()
+    names = np.asarray(table.column("class_name").to_pylist(), dtype=object)
+    out_of_range = np.flatnonzero((labels < 0) | (labels >= len(class_names)))
+    if len(out_of_range):
+        i = out_of_range[0]
+        raise SynthgenError(f"{folder}: sample {table.column('key')[i]} has label {labels[i]}, but the real data has "
+                            f"{len(class_names)} classes")
+    misnamed = np.flatnonzero(names != np.asarray(class_names, dtype=object)[labels])
+    if len(misnamed):
+        i = misnamed[0]
+        raise SynthgenError(f"{folder}: sample {table.column('key')[i]} has label {labels[i]} named {names[i]!r}, but the "
+                            f"real data calls it {class_names[labels[i]]!r}; generate with a model trained on this dataset")
 
 
 def load_synthetic(synthetic_dir: str | Path, class_names: list[str]) -> LabelledImages:

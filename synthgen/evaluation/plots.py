@@ -28,7 +28,7 @@ def write_per_class_accuracy(path: str | Path, per_class: Mapping[str, Mapping[s
     """One row per requested class: conditional accuracy beside the classifier's real val accuracy."""
     rows = [(name, c["accuracy"], c["real_val_accuracy"], c["requested"])
             for name, c in per_class.items() if c["accuracy"] is not None]
-    write_csv(path, ("class", "accuracy", "real_val_accuracy", "requested"), rows)
+    write_csv(path, ("class_name", "conditional_accuracy", "real_val_accuracy", "requested"), rows)
 
 
 def distance_histogram(real: np.ndarray, generated: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

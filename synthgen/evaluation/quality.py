@@ -42,7 +42,7 @@ def quality_table(keys: list[str], requested: np.ndarray, logits: torch.Tensor, 
     })
 
 
-def write_quality(synthetic_dir: str | Path, table: pa.Table) -> Path:
-    path = Path(synthetic_dir) / QUALITY
-    write_parquet(path, table)
-    return path
+def write_quality(folders: list[Path], table: pa.Table) -> None:
+    """quality.parquet into each folder (the synthetic dataset, and the evaluation's own outputs)."""
+    for folder in dict.fromkeys(Path(f).resolve() for f in folders):
+        write_parquet(folder / QUALITY, table)

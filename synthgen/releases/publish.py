@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from synthgen.atomic import sha256_file
+from synthgen.evaluation.evaluate_stage import annotate_dataset
 from synthgen.releases.ids import release_id_for
 from synthgen.releases.index import ReleaseEntry, finish_release, get_release, record_release, utc_now
 from synthgen.releases.lock import release_lock
@@ -47,4 +48,5 @@ def publish_dataset(root: str | Path, dataset: str | Path, evaluation: str | Pat
                                                     params_hash))
         copy_tree(evaluation, target)
         copy_tree(dataset, target)
+        annotate_dataset(target, target)
         return finish_release(root, started)
