@@ -145,3 +145,15 @@ def test_synthetic_dataset_feeds_a_dataloader(reference):
     batches = list(loader)
     assert sum(len(b["key"]) for b in batches) == 4
     assert batches[0]["image"].shape[1:] == (3, 16, 16) and set(torch.cat([b["label"] for b in batches]).tolist()) == {2}
+
+
+@pytest.mark.slow
+def test_two_ray_workers_write_the_same_bytes_as_one_local_worker(reference, models_dir, tmp_path):
+    """A local Ray cluster (loopback, 2 workers, stopped by the runner) through prefect-ray."""
+    pytest.importorskip("prefect_ray")
+    import ray
+
+    run_flow(write_params(tmp_path, task_runner="ray", max_workers=2), models_dir, tmp_path / "out")
+    assert not ray.is_initialized()
+    assert shard_hashes(tmp_path / "out") == shard_hashes(reference)
+    assert read_manifest(tmp_path / "out")["run"]["task_runner"] == "ray"
