@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from synthgen.config import load_params
+from synthgen.config.template import params_yaml as render_params
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = str(Path(sys.executable).parent)
 
@@ -21,7 +24,11 @@ def make_dvc_repo(folder: Path, params_yaml: str) -> Path:
     for name in ["synthgen", "flows", "tasks"]:
         shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", folder / "dvc.yaml")
-    (folder / "params.yaml").write_text(params_yaml)
+    # DVC tracks params by key: the file must name every key, as the project's own params.yaml does
+    partial = folder / "partial.yaml"
+    partial.write_text(params_yaml)
+    (folder / "params.yaml").write_text(render_params(load_params(partial)))
+    partial.unlink()
     run(["git", "init", "-q"], folder)
     run(["git", "config", "user.email", "test@example.com"], folder)
     run(["git", "config", "user.name", "test"], folder)

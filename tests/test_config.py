@@ -59,3 +59,38 @@ def test_resolved_params_are_written_and_hash_is_stable(tmp_path):
     assert written["data"]["resolution"] == params.data.resolution
     assert params_hash(params.sample) == params_hash(load_params(write(tmp_path, "{}")).sample)
     assert params_hash(params.sample) != params_hash(load_params(write(tmp_path, "{}"), ["sample.seed=9"]).sample)
+
+
+def leaf_keys(data, prefix=""):
+    for key, value in data.items():
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) and key not in (
+                "class_weights", "class_counts"):
+            yield from leaf_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def test_template_renders_every_key_with_comments_and_round_trips(tmp_path):
+    import yaml
+
+    from synthgen.config.params import Params
+    from synthgen.config.template import params_yaml
+
+    params = Params()
+    text = params_yaml(params)
+    assert "  resolution: 32  # output images" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert load_params(path) == params
+    assert set(leaf_keys(yaml.safe_load(text))) == set(leaf_keys(params.model_dump(mode="json")))
+
+
+def test_project_params_yaml_names_every_key():
+    """DVC reads params by key: a key missing from params.yaml would break `dvc repro`."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "params.yaml"
+    params = load_params(path)
+    assert set(leaf_keys(yaml.safe_load(path.read_text()))) == set(leaf_keys(params.model_dump(mode="json")))

@@ -1,0 +1,548 @@
+"""Sample stage throughput: the whole stage against the denoiser alone, cost per 1,000 images, Ray 1 vs 2 workers.
+
+    python bench/sampling.py --parts stage flops        # default-size untrained models in a temp dir, CPU
+    python bench/sampling.py --diffusion models/diffusion --autoencoder models/autoencoder
+    python bench/sampling.py --device cuda --bf16 --compile --channels-last --batch 256 --per-shard 1024
+
+Parts (pick with --parts; each is measured side by side in this one run, so ratios hold under load):
+- stage: images/s of plan -> generate_shard (denoise, decode, quantise, PNG encode in the background
+  pool, atomic shard write with its Parquet index) beside the same model, sampler, steps and batches
+  through the sampler loop alone (eps_fn only). Prints the ratio and a per-image breakdown in which
+  every part is measured on its own (PNG encode on one thread).
+- flops: FLOPs of one denoiser forward and of one decode (torch FlopCounterMode), the denoiser's
+  achieved GFLOP/s (TFLOP/s on CUDA), and a large matmul probe (bf16 on CUDA, fp32 on CPU) beside it.
+- scale: time per 1,000 images of the core run (plan, resume scan, shards, receipts, metadata and
+  manifest) at every --scale-sizes up to --scale-max-images with the model, and at every size for the
+  bookkeeping alone (the same shard writes with one fixed image in place of the model).
+- ray: the real Prefect flow (`flows.sample.run_sample`, sample.task_runner=ray) with 1 and 2 workers:
+  images/s, identical shard sha256s, Ray's listening addresses (loopback only) and its shutdown.
+  Prefect runs in a throwaway PREFECT_HOME with analytics off.
+Without --diffusion/--autoencoder, untrained models of the default params' size are written to a temp dir.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from synthgen.atomic import sha256_file
+from synthgen.config.diffusion import SamplerConfig
+from synthgen.config.sample import SampleConfig
+from synthgen.diffusion import eps_fn_from_model, sample_with_config
+from synthgen.diffusion.noise import SampleGenerators
+from synthgen.generate.models import GenerationModels, load_models
+from synthgen.generate.plan import SamplingPlan, ShardPlan, sample_key
+from synthgen.generate.run import build_plan, finish_run, pending_shards, run_key
+from synthgen.generate.shard_sampler import (SAMPLER_STREAM, Provenance, autocast, batches, generate_pixels,
+                                             generate_shard, initial_noise, stream_seed)
+from synthgen.imaging import encode_image, to_uint8
+from synthgen.shards import ShardSample, write_shard
+from synthgen.shards.progress import record_done
+
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+CPU_TARGET, GPU_TARGET = 0.90, 0.95  # whole stage / denoiser alone (issue 5)
+
+
+# 1) models, configs, clocks
+
+def write_default_models(folder: Path) -> tuple[str, str]:
+    """Untrained models of the default params' size: AutoencoderConfig(), DiffusionConfig() on DataConfig() images."""
+    from synthgen.autoencoder.trained import write_trained as write_autoencoder
+    from synthgen.config.autoencoder import AutoencoderConfig
+    from synthgen.config.data import DataConfig
+    from synthgen.config.diffusion import DiffusionConfig
+    from synthgen.data.shapes import CLASS_NAMES
+    from synthgen.ldm.stage import resolve_config
+    from synthgen.ldm.trained import write_trained as write_diffusion
+    from synthgen.models.autoencoder import Autoencoder
+    from synthgen.models.unet import UNet
+
+    torch.manual_seed(0)
+    ae_cfg = AutoencoderConfig()
+    side = DataConfig().resolution // ae_cfg.model.downsample
+    latent_shape = (ae_cfg.model.latent_channels, side, side)
+    ae_sha = write_autoencoder(folder / "autoencoder", Autoencoder(ae_cfg.model), ae_cfg, scale_factor=1.0)
+    cfg = resolve_config(DiffusionConfig(), latent_shape, len(CLASS_NAMES))  # the fields train_diffusion fills in
+    unet = UNet(cfg.model)
+    write_diffusion(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, latent_shape, ae_sha, 1.0)
+    return str(folder / "diffusion"), str(folder / "autoencoder")
+
+
+def sample_config(args, num_images: int, steps: int, per_shard: int, **extra) -> SampleConfig:
+    sampler = {"name": args.sampler, "steps": steps, "guidance_scale": args.guidance, "eta": args.eta}
+    return SampleConfig.model_validate(dict(
+        num_images=num_images, images_per_shard=per_shard, batch_size=args.batch, sampler=sampler,
+        image_format=args.format, encode_workers=args.encode_workers, device=args.device, bf16=args.bf16,
+        compile=args.compile, channels_last=args.channels_last, **extra))
+
+
+def provenance_for(models: GenerationModels, cfg: SampleConfig, plan: SamplingPlan) -> Provenance:
+    d_sha, a_sha = models.diffusion.sha256, models.autoencoder.sha256
+    return Provenance(d_sha, a_sha, run_key(cfg, plan.seed, d_sha, a_sha))
+
+
+class Clock:
+    """Seconds since the previous lap; CUDA is synchronised first, since its work is asynchronous."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.last = self.now()
+
+    def now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self) -> float:
+        now = self.now()
+        elapsed, self.last = now - self.last, now
+        return elapsed
+
+
+def describe(models: GenerationModels, cfg: SampleConfig) -> str:
+    s = cfg.sampler
+    params = sum(p.numel() for p in models.diffusion.model.parameters())
+    ae_params = sum(p.numel() for p in models.autoencoder.model.parameters())
+    return (f"denoiser {params / 1e6:.2f}M params on latents {'x'.join(map(str, models.diffusion.latent_shape))}, "
+            f"autoencoder {ae_params / 1e6:.2f}M params, {models.image_size}px images; "
+            f"{s.name} {s.steps} steps, eta {s.eta}, guidance {s.guidance_scale}; batch {cfg.batch_size}, "
+            f"{cfg.images_per_shard}/shard, {cfg.image_format}, encode_workers {cfg.encode_workers}; "
+            f"device {models.device}, bf16 {cfg.bf16 and models.device.type == 'cuda'}, compile {cfg.compile}, "
+            f"torch threads {torch.get_num_threads()}")
+
+
+# 2) the whole stage, the denoiser alone, and the breakdown
+
+def run_stage(models: GenerationModels, cfg: SampleConfig, class_names: list[str], folder: Path) -> float:
+    """Seconds for plan -> generate_shard over every shard (what the sample tasks do, without Prefect)."""
+    clock = Clock(models.device)
+    plan = build_plan(cfg, class_names)
+    provenance = provenance_for(models, cfg, plan)
+    for index in range(plan.num_shards):
+        generate_shard(models, plan.shard(index), cfg, class_names, provenance, folder, plan.prefix)
+    return clock.lap()
+
+
+def noise_for(models: GenerationModels, labels: np.ndarray, seeds: list[int]):
+    """x_T, labels and the per-sample sampler generators of one batch, as generate_pixels makes them."""
+    x_T = initial_noise(seeds, models.diffusion.latent_shape, models.device)
+    y = torch.as_tensor(labels, device=models.device)
+    return x_T, y, SampleGenerators([stream_seed(s, SAMPLER_STREAM) for s in seeds], models.device)
+
+
+@torch.no_grad()
+def denoise(models: GenerationModels, cfg: SampleConfig, x_T, labels, generators, model=None) -> torch.Tensor:
+    """The sampler loop over eps_fn, as generate_pixels runs it (`model` replaces the denoiser network)."""
+    d = models.diffusion
+    with autocast(models, cfg):
+        eps_fn = eps_fn_from_model(model or d.model, d.schedule, d.prediction_type, labels=labels,
+                                   guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label)
+        return sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
+
+
+def run_denoiser(models: GenerationModels, cfg: SampleConfig, class_names: list[str]) -> float:
+    """Seconds of the sampler loop alone over the stage's batches; their noise is drawn before the clock starts."""
+    plan = build_plan(cfg, class_names)
+    inputs = [noise_for(models, labels, seeds) for shard in plan.shards() for labels, seeds in batches(shard, cfg.batch_size)]
+    clock = Clock(models.device)
+    for x_T, labels, generators in inputs:
+        denoise(models, cfg, x_T, labels, generators)
+    return clock.lap()
+
+
+@torch.no_grad()
+def timed_pixels(models: GenerationModels, cfg: SampleConfig, labels: np.ndarray, seeds: list[int]):
+    """generate_pixels cut at its phases: (seconds per phase, uint8 pixels)."""
+    clock = Clock(models.device)
+    x_T, y, generators = noise_for(models, labels, seeds)
+    seconds = {"noise": clock.lap()}
+    z0 = denoise(models, cfg, x_T, y, generators)
+    seconds["denoise"] = clock.lap()
+    with autocast(models, cfg):
+        images = models.autoencoder.decode(z0.float())
+    seconds["decode"] = clock.lap()
+    pixels = to_uint8(images.float())
+    seconds["quantise"] = clock.lap()
+    return seconds, pixels
+
+
+def shard_samples(shard: ShardPlan, images: list[bytes], cfg: SampleConfig, class_names: list[str],
+                  provenance: Provenance, size: int, prefix: str) -> list[ShardSample]:
+    """The samples generate_shard writes for `shard`, given its encoded images."""
+    return [ShardSample(key=sample_key(prefix, int(index)), image=image, label=int(label),
+                        class_name=class_names[int(label)], width=size, height=size, format=cfg.image_format,
+                        meta=provenance.row(cfg, seed))
+            for index, label, seed, image in zip(shard.sample_indices, shard.labels, shard.seeds, images)]
+
+
+def breakdown(models: GenerationModels, cfg: SampleConfig, class_names: list[str], folder: Path):
+    """Seconds of each part over the first shard, each measured on its own; and the shard's manifest entry."""
+    plan = build_plan(cfg, class_names)
+    shard = plan.shard(0)
+    seconds = dict.fromkeys(["noise", "denoise", "decode", "quantise"], 0.0)
+    pixels = []
+    for labels, seeds in batches(shard, cfg.batch_size):
+        phases, batch_pixels = timed_pixels(models, cfg, labels, seeds)
+        seconds = {k: seconds[k] + phases[k] for k in seconds}
+        pixels.append(batch_pixels)
+    start = time.perf_counter()
+    images = [encode_image(p, cfg.image_format) for p in np.concatenate(pixels)]
+    seconds["encode"] = time.perf_counter() - start
+    samples = shard_samples(shard, images, cfg, class_names, provenance_for(models, cfg, plan), models.image_size,
+                            plan.prefix)
+    start = time.perf_counter()
+    entry = write_shard(folder / shard.name, samples)
+    seconds["write"] = time.perf_counter() - start
+    return seconds, len(shard.labels), entry
+
+
+PARTS = [  # (key, label, how it runs in generate_shard)
+    ("noise", "per-sample noise (x_T, generators)", "serial, task thread"),
+    ("denoise", "denoiser (sampler loop)", "serial, task thread"),
+    ("decode", "decode (autoencoder)", "serial, task thread"),
+    ("quantise", "quantise to uint8 (+ copy to host)", "serial, task thread"),
+    ("encode", "{fmt} encode (measured on 1 thread)", "background pool: overlaps the next batches"),
+    ("write", "shard write (tar, sha256, Parquet index)", "serial, after the shard's last encode"),
+]
+
+
+def stage_part(args, models: GenerationModels, class_names: list[str], tmp: Path) -> dict:
+    cfg = sample_config(args, args.shards * args.per_shard, args.steps, args.per_shard)
+    images = cfg.num_images
+    print(f"\n## stage: {images} images in {args.shards} shards\n{describe(models, cfg)}\n")
+    denoiser, stage = [], []
+    for repeat in range(args.repeats):  # interleaved, so drifting machine load hits both alike
+        denoiser.append(run_denoiser(models, cfg, class_names))
+        stage.append(run_stage(models, cfg, class_names, tmp / f"stage-{repeat}"))
+    d_s, s_s = min(denoiser), min(stage)
+    print("| run | seconds (best of %d) | images/s | ms/image |\n| --- | --- | --- | --- |" % args.repeats)
+    for name, sec in (("denoiser alone", d_s), ("whole stage", s_s)):
+        print(f"| {name} | {sec:.2f} | {images / sec:.2f} | {sec / images * 1e3:.2f} |")
+    target = GPU_TARGET if models.device.type == "cuda" else CPU_TARGET
+    ratio = d_s / s_s
+    print(f"\nratio whole / denoiser alone: {ratio:.3f} (target >= {target}: {'met' if ratio >= target else 'MISSED'}); "
+          f"per repeat: {', '.join(f'{d / s:.3f}' for d, s in zip(denoiser, stage))}")
+
+    seconds, n, entry = breakdown(models, cfg, class_names, tmp / "breakdown")
+    same = entry["sha256"] == sha256_file(tmp / "stage-0" / entry["name"])
+    serial = sum(seconds.values())
+    print(f"\nbreakdown over shard 0 ({n} images; its bytes equal the stage's shard 0: {same}):\n")
+    print("| part | ms/image | share of serial sum | in generate_shard |\n| --- | --- | --- | --- |")
+    for key, label, how in PARTS:
+        print(f"| {label.format(fmt=cfg.image_format.upper())} | {seconds[key] / n * 1e3:.3f} | "
+              f"{seconds[key] / serial:.1%} | {how} |")
+    whole_ms = s_s / images * 1e3
+    print(f"| serial sum | {serial / n * 1e3:.3f} | 100% | |\n| whole stage, measured | {whole_ms:.3f} | | |")
+    hidden = serial / n * 1e3 - whole_ms
+    print(f"\nencode hidden by the pool: {hidden:.3f} ms/image of {seconds['encode'] / n * 1e3:.3f}; "
+          f"ratio if nothing overlapped: {seconds['denoise'] / serial:.3f}; "
+          f"non-denoiser parts that cannot overlap (noise+decode+quantise+write): "
+          f"{(serial - seconds['denoise'] - seconds['encode']) / n * 1e3:.3f} ms/image")
+    return {"cfg": cfg, "denoiser_s": d_s, "images": images}
+
+
+# 3) FLOPs and the matmul probe
+
+@torch.no_grad()
+def denoiser_flops(models: GenerationModels, cfg: SampleConfig) -> tuple[float, int, int]:
+    """(FLOPs of one forward per image, forwards per sampler run, rows per forward per image) on one image."""
+    net = getattr(models.diffusion.model, "_orig_mod", models.diffusion.model)  # the eager module, not compiled
+    rows: list[int] = []
+
+    def counted(x, t, y):
+        rows.append(x.shape[0])
+        return net(x, t, y)
+
+    x_T, y, generators = noise_for(models, np.zeros(1, dtype=np.int64), [0])
+    with FlopCounterMode(display=False) as counter:
+        denoise(models, cfg, x_T, y, generators, model=counted)
+    return counter.get_total_flops() / len(rows), len(rows), rows[0]
+
+
+@torch.no_grad()
+def decoder_flops(models: GenerationModels) -> float:
+    z = torch.zeros(1, *models.diffusion.latent_shape, device=models.device)
+    with FlopCounterMode(display=False) as counter:
+        models.autoencoder.decode(z)
+    return counter.get_total_flops()
+
+
+def matmul_rate(device: torch.device, size: int) -> tuple[float, str]:
+    """FLOP/s of a square matmul: bf16 on CUDA (tensor cores), fp32 on CPU."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    reps = 50 if device.type == "cuda" else 3
+    for _ in range(3):
+        a @ b
+    clock = Clock(device)
+    for _ in range(reps):
+        a @ b
+    return 2 * size**3 * reps / clock.lap(), str(dtype).removeprefix("torch.")
+
+
+def flops_part(args, models: GenerationModels, class_names: list[str], measured: dict | None) -> None:
+    cfg = measured["cfg"] if measured else sample_config(args, args.shards * args.per_shard, args.steps, args.per_shard)
+    if measured is None:
+        measured = {"denoiser_s": run_denoiser(models, cfg, class_names), "images": cfg.num_images}
+    per_forward, nfe, rows = denoiser_flops(models, cfg)
+    per_image = per_forward * nfe
+    achieved = per_image * measured["images"] / measured["denoiser_s"]
+    size = args.matmul_size or (8192 if models.device.type == "cuda" else 2048)
+    peak, dtype = matmul_rate(models.device, size)
+    unit, scale = ("TFLOP/s", 1e12) if models.device.type == "cuda" else ("GFLOP/s", 1e9)
+    print(f"\n## flops ({describe(models, cfg)})\n")
+    print(f"denoiser forward: {per_forward / 1e6:.1f} MFLOP per image ({rows} rows per image with guidance), "
+          f"{nfe} forwards per sample -> {per_image / 1e9:.2f} GFLOP per image")
+    print(f"decoder: {decoder_flops(models) / 1e6:.1f} MFLOP per image")
+    print(f"denoiser achieved: {achieved / scale:.2f} {unit}; {size}x{size} {dtype} matmul: "
+          f"{peak / scale:.2f} {unit} (denoiser at {achieved / peak:.1%} of it)")
+
+
+# 4) cost per 1,000 images
+
+def run_core(models: GenerationModels, cfg: SampleConfig, class_names: list[str], folder: Path, make_shard) -> float:
+    """Seconds for the flow's work without Prefect: plan, resume scan, shards + receipts, metadata + manifest."""
+    clock = Clock(models.device)
+    plan = build_plan(cfg, class_names)
+    provenance = provenance_for(models, cfg, plan)
+    todo, _ = pending_shards(folder, plan, provenance.config_hash)
+    entries = []
+    for index in todo:
+        entry = make_shard(plan.shard(index), provenance)
+        record_done(folder, entry, provenance.config_hash)
+        entries.append(entry)
+    finish_run(folder, plan, entries, class_names, {"sample": cfg.model_dump(mode="json")}, {"seed": plan.seed})
+    return clock.lap()
+
+
+def scale_part(args, models: GenerationModels, class_names: list[str], tmp: Path) -> None:
+    size = models.image_size
+    fixed = encode_image(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8), args.format)
+    cfg0 = sample_config(args, 1, args.scale_steps, args.scale_per_shard)
+    print(f"\n## scale: time per 1,000 images\n{describe(models, cfg0)}\n")
+    print("| images | shards | with model: s | s / 1,000 images | bookkeeping only: s | s / 1,000 images |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for n in args.scale_sizes:
+        cfg = sample_config(args, n, args.scale_steps, args.scale_per_shard)
+
+        def model_shard(shard, provenance, folder=tmp / f"model-{n}"):
+            return generate_shard(models, shard, cfg, class_names, provenance, folder)
+
+        def fixed_shard(shard, provenance, folder=tmp / f"fixed-{n}"):
+            samples = shard_samples(shard, [fixed] * len(shard.labels), cfg, class_names, provenance, size, "synthetic")
+            return write_shard(folder / shard.name, samples)
+
+        modelled = run_core(models, cfg, class_names, tmp / f"model-{n}", model_shard) if n <= args.scale_max_images else None
+        bookkeeping = run_core(models, cfg, class_names, tmp / f"fixed-{n}", fixed_shard)
+        cells = [f"{modelled:.1f}", f"{modelled / n * 1e3:.2f}"] if modelled is not None else ["(over the cap)", ""]
+        print(f"| {n:,} | {-(-n // cfg.images_per_shard)} | {cells[0]} | {cells[1]} | {bookkeeping:.2f} | "
+              f"{bookkeeping / n * 1e3:.3f} |", flush=True)
+        remove_tree(tmp / f"model-{n}")
+        remove_tree(tmp / f"fixed-{n}")
+
+
+def remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# 5) Ray through the real Prefect flow
+
+class ListenWatch:
+    """Records the TCP addresses this process's descendants (Ray's and Prefect's servers) listen on."""
+
+    def __init__(self, interval: float = 0.5):
+        self.seen: set[tuple[str, str, int]] = set()
+        self.interval, self.done = interval, threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def poll(self) -> None:
+        while True:
+            self.snapshot()
+            if self.done.wait(self.interval):
+                return
+
+    def snapshot(self) -> None:
+        import psutil
+
+        for proc in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                for conn in proc.net_connections(kind="inet"):
+                    if conn.status == psutil.CONN_LISTEN:
+                        self.seen.add((proc.name(), conn.laddr.ip, conn.laddr.port))
+
+    def exposed(self) -> list[tuple[str, str, int]]:
+        return sorted(s for s in self.seen if s[1] not in LOOPBACK)
+
+
+def ray_processes() -> list:
+    """Descendants of this process that belong to Ray (GCS, raylet, workers, agents)."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            command = " ".join(proc.cmdline())
+            if proc.name() in ("raylet", "gcs_server") or "/ray/" in command or command.startswith("ray::"):
+                found.append(proc)
+    return found
+
+
+def shut_down_ray() -> list[str]:
+    """ray.shutdown() if still up; wait for Ray's processes to end; end leftovers (ours) by pid. Returns leftovers."""
+    import psutil
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    deadline = time.monotonic() + 15
+    while ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    leftovers = ray_processes()
+    described = [f"{p.pid} {p.name()}" for p in leftovers]
+    for proc in leftovers:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    return described
+
+
+def sandbox() -> None:
+    """A throwaway Prefect home with analytics off, and a loopback-only Ray; set before prefect or ray is imported."""
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="bench-sampling-prefect-")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ.pop("PREFECT_API_URL", None)  # a temporary local API, never a configured server
+    # Ray replaces a node IP of 127.0.0.1 by the host's reachable IP and binds there and on 0.0.0.0/::
+    # (services.resolve_ip_for_localhost); with this switch off (read when ray is imported) it keeps loopback.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+
+def flow_seconds(manifest: dict) -> float:
+    from datetime import datetime
+
+    run = manifest["run"]
+    return (datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])).total_seconds()
+
+
+def ray_part(args, diffusion: str, autoencoder: str, tmp: Path) -> None:
+    import yaml
+
+    from flows.sample import run_sample
+    from synthgen.shards import read_manifest
+
+    cfg = sample_config(args, args.ray_images, args.scale_steps, args.ray_per_shard, task_runner="ray")
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump({"sample": cfg.model_dump(mode="json")}))
+    print(f"\n## ray: {cfg.num_images} images in {-(-cfg.num_images // cfg.images_per_shard)} shards through "
+          f"flows.sample.run_sample, task_runner=ray, ray_num_cpus={cfg.ray_num_cpus}; "
+          f"{cfg.sampler.name} {cfg.sampler.steps} steps, guidance {cfg.sampler.guidance_scale}, batch "
+          f"{cfg.batch_size}; each task runs torch on ray_num_cpus threads (Ray sets OMP_NUM_THREADS)\n")
+    print("| workers | wall s (Ray start + flow) | flow body s | images/s (body) | images/s (wall) | "
+          "Ray listening addresses |\n| --- | --- | --- | --- | --- | --- |")
+    hashes = {}
+    for workers in args.ray_workers:
+        out = tmp / f"ray-{workers}"
+        try:
+            with ListenWatch() as watch:
+                start = time.perf_counter()
+                run_sample(str(params), [f"sample.max_workers={workers}"], diffusion=diffusion,
+                           autoencoder=autoencoder, out=str(out))
+                wall = time.perf_counter() - start
+        except Exception as e:  # the report must carry the exact error
+            print(f"| {workers} | FAILED: {type(e).__name__}: {e} | | | | |")
+            continue
+        finally:
+            leftovers = shut_down_ray()
+        manifest = read_manifest(out)
+        hashes[workers] = {s["name"]: s["sha256"] for s in manifest["shards"]}
+        body = flow_seconds(manifest)
+        ray_addrs = sorted({f"{ip}" for name, ip, _ in watch.seen})
+        exposed = watch.exposed()
+        print(f"| {workers} | {wall:.1f} | {body:.1f} | {cfg.num_images / body:.2f} | {cfg.num_images / wall:.2f} | "
+              f"{', '.join(ray_addrs)}{'; EXPOSED: ' + str(exposed) if exposed else ''}"
+              f"{'; left running: ' + str(leftovers) if leftovers else ''} |", flush=True)
+    runs = list(hashes.values())
+    if len(runs) > 1:
+        print(f"\nshard sha256s identical across {sorted(hashes)} workers: {all(r == runs[0] for r in runs)}")
+    print(f"Ray processes left after the runs: {len(ray_processes())}")
+
+
+# 6) main
+
+def parse_args() -> argparse.Namespace:
+    default = SamplerConfig()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--parts", nargs="+", choices=["stage", "flops", "scale", "ray"], default=["stage", "flops", "scale", "ray"])
+    p.add_argument("--diffusion", help="trained diffusion folder (default: untrained default-size model in a temp dir)")
+    p.add_argument("--autoencoder", help="trained autoencoder folder (give both or neither)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for denoiser and decoder (CUDA only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the denoiser (CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA only)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--sampler", default=default.name)
+    p.add_argument("--steps", type=int, default=default.steps)
+    p.add_argument("--guidance", type=float, default=default.guidance_scale)
+    p.add_argument("--eta", type=float, default=default.eta)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--per-shard", type=int, default=64)
+    p.add_argument("--shards", type=int, default=2, help="stage part: shards per run")
+    p.add_argument("--repeats", type=int, default=1, help="stage part: interleaved repeats; the best is reported")
+    p.add_argument("--format", choices=["png", "webp", "jpg"], default="png")
+    p.add_argument("--encode-workers", type=int, default=2)
+    p.add_argument("--matmul-size", type=int, help="probe size (default 8192 on CUDA, 2048 on CPU)")
+    p.add_argument("--scale-sizes", type=int, nargs="+", default=[1000, 10_000, 50_000])
+    p.add_argument("--scale-max-images", type=int, default=1000, help="largest size run with the model")
+    p.add_argument("--scale-steps", type=int, default=10, help="sampler steps of the scale and ray parts")
+    p.add_argument("--scale-per-shard", type=int, default=250)
+    p.add_argument("--ray-workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--ray-images", type=int, default=128)
+    p.add_argument("--ray-per-shard", type=int, default=32)
+    args = p.parse_args()
+    if (args.diffusion is None) != (args.autoencoder is None):
+        p.error("give both --diffusion and --autoencoder, or neither (default-size untrained models)")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if "ray" in args.parts:
+        sandbox()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="bench-sampling-") as folder:
+        tmp = Path(folder)
+        diffusion, autoencoder = (args.diffusion, args.autoencoder) if args.diffusion else write_default_models(tmp / "models")
+        models = load_models(diffusion, autoencoder, args.device, args.compile, args.channels_last)
+        class_names = models.diffusion.class_names
+        warm = sample_config(args, args.batch, 2, args.batch)  # lazy init and compilation outside every clock
+        generate_pixels(models, np.zeros(args.batch, dtype=np.int64), list(range(args.batch)), warm)
+        measured = stage_part(args, models, class_names, tmp) if "stage" in args.parts else None
+        if "flops" in args.parts:
+            flops_part(args, models, class_names, measured)
+        if "scale" in args.parts:
+            scale_part(args, models, class_names, tmp)
+        if "ray" in args.parts:
+            ray_part(args, diffusion, autoencoder, tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The whole chain on a tiny config: as one Prefect flow, through `dvc repro`, and as scheduled releases."""
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from synthgen.releases import ReleaseLockedError, read_index, release_lock, resolve_release
+from synthgen.shards import read_manifest
+from tests.dvc_repo import make_dvc_repo, run
+
+TINY = Path(__file__).parent / "data" / "tiny_params.yaml"
+
+
+@contextmanager
+def working_directory(path: Path):
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, prefect_harness):
+    """A folder where the whole pipeline ran once without DVC (every stage a subflow)."""
+    folder = tmp_path_factory.mktemp("project")
+    shutil.copy(TINY, folder / "params.yaml")
+    from flows.pipeline import pipeline
+
+    with working_directory(folder):
+        result = pipeline(use_dvc=False)
+    return folder, result
+
+
+def test_whole_chain_publishes_a_release_with_report_and_metrics(project):
+    folder, result = project
+    assert list(result["stages"]) == ["prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample",
+                                      "train_classifier", "evaluate"]
+    release = folder / "releases" / result["release"]
+    manifest = read_manifest(release)
+    assert manifest["status"] == "published" and manifest["num_samples"] == 24
+    assert (release / "report.html").is_file() and (release / "quality.parquet").is_file()
+    assert read_manifest(folder / "data" / "synthetic")["status"] == "generated"  # as DVC recorded it
+    [entry] = read_index(folder / "releases")
+    assert entry.status == "published" and entry.num_images == 24
+    assert resolve_release(folder / "releases") == release
+
+
+def run_release(folder: Path, run_date: str):
+    from flows.release import release
+
+    with working_directory(folder):
+        return release(run_date=run_date, use_dvc=False)
+
+
+def test_scheduled_release_appends_to_the_index(project):
+    folder, _ = project
+    result = run_release(folder, "2026-11-20")
+    assert result["release"] == "2026-11-20" and result["status"] == "published"
+    ids = [e.release_id for e in read_index(folder / "releases")]
+    assert "2026-11-20" in ids and len(ids) == len(set(ids))
+    frame = pl.read_parquet(folder / "releases" / "index.parquet")
+    assert frame.filter(pl.col("release_id") == "2026-11-20")["num_images"].to_list() == [24]
+
+
+def test_crashed_release_resumes_its_own_release(project, monkeypatch):
+    import tasks.sample
+
+    folder, _ = project
+    real = tasks.sample.generate_shard
+
+    def crash(models, shard, *args, **kwargs):
+        if shard.index == 1:
+            raise RuntimeError("node lost")
+        return real(models, shard, *args, **kwargs)
+
+    monkeypatch.setattr(tasks.sample, "generate_shard", crash)
+    with pytest.raises(Exception):
+        run_release(folder, "2026-11-19")
+    assert {e.release_id: e.status for e in read_index(folder / "releases")}["2026-11-19"] == "failed"
+    monkeypatch.setattr(tasks.sample, "generate_shard", real)
+    result = run_release(folder, "2026-11-19")
+    assert result["status"] == "published"
+    assert read_manifest(folder / "releases" / "2026-11-19")["run"]["resumed_shards"] == 1
+    assert [e.release_id for e in read_index(folder / "releases")].count("2026-11-19") == 1
+
+
+def test_a_second_run_on_the_same_release_is_refused(project):
+    folder, _ = project
+    with release_lock(folder / "releases" / "2026-11-18"):
+        with pytest.raises(ReleaseLockedError, match="locked"):
+            run_release(folder, "2026-11-18")
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_chain_and_then_has_nothing_to_do(tmp_path):
+    repo = make_dvc_repo(tmp_path / "repo", TINY.read_text())
+    run(["dvc", "repro"], repo)
+    lock = (repo / "dvc.lock").read_text()
+    for stage in ["prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample", "train_classifier",
+                  "evaluate"]:
+        assert f"  {stage}:" in lock
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    second = run(["dvc", "repro"], repo)
+    assert "didn't change" in second.stdout and "Running stage" not in second.stdout
+    metrics = run(["dvc", "metrics", "show", "--json"], repo).stdout
+    assert "conditional_accuracy" in metrics
