@@ -30,5 +30,5 @@ def test_dvc_repro_prepare_then_nothing_to_do(tmp_path):
     assert (repo / "data/prepared/train/manifest.json").is_file()
     second = run(["dvc", "repro", "prepare"], repo)
     assert "didn't change" in second.stdout or "up to date" in second.stdout
-    status = run(["dvc", "status"], repo)
+    status = run(["dvc", "status", "prepare"], repo)
     assert "up to date" in status.stdout
