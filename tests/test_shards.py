@@ -167,7 +167,8 @@ def test_open_dataset_filters_and_opens_only_matching_shards(tmp_path):
 def test_dataloader_workers_see_each_sample_once(tmp_path):
     write_dataset(tmp_path, n=10, max_count=2)
     ds = open_dataset(tmp_path, batch_size=3)
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    # spawn: the session's Prefect test server runs threads, and forking a threaded process is unsafe
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context="spawn")
     keys = [k for batch in loader for k in batch["key"]]
     assert sorted(keys) == [f"img-{i:04d}" for i in range(10)]
     shuffled = [s["key"] for s in open_dataset(tmp_path, shuffle=True, seed=3)]
