@@ -31,15 +31,19 @@ def stage_environment() -> dict[str, str]:
 @task(cache_policy=NO_CACHE, task_run_name="dvc-repro-{stage}")
 def dvc_stage_task(stage: str, repo: str = ".") -> str:
     """`dvc repro` one stage: DVC runs it only when its code, params or inputs changed. Returns ran|skipped."""
-    env = stage_environment()
-    proc = subprocess.run(["dvc", "repro", "--single-item", stage], cwd=repo, env=env, capture_output=True, text=True)
     logger = get_run_logger()
-    for line in (proc.stdout + proc.stderr).splitlines():
-        if line.strip():
-            logger.info(line)
+    lines: list[str] = []
+    with subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=repo, env=stage_environment(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:  # streamed, so a long stage shows its progress as it goes
+            line = line.rstrip().split("\r")[-1]  # a progress bar's final state, not every redraw
+            if line.strip():
+                lines.append(line)
+                logger.info(line)
+    output = "\n".join(lines)
     if proc.returncode != 0:
-        raise StageFailed(f"stage {stage} failed: {last_error_line(proc.stdout + proc.stderr)}")
-    return "skipped" if "didn't change, skipping" in proc.stdout else "ran"
+        raise StageFailed(f"stage {stage} failed: {last_error_line(output)}")
+    return "skipped" if "didn't change, skipping" in output else "ran"
 
 
 @task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 5, 15])
