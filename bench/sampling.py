@@ -553,9 +553,11 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if (args.diffusion is None) != (args.autoencoder is None):
         p.error("give both --diffusion and --autoencoder, or neither (default-size untrained models)")
-    if args.per_shard % args.batch:
-        print(f"note: --per-shard {args.per_shard} is not a multiple of --batch {args.batch}: each shard ends in a "
-              "smaller batch (with --compile, a recompilation inside the clock)")
+    shard_sizes = {"stage": "per_shard", "flops": "per_shard", "scale": "scale_per_shard", "ray": "ray_per_shard"}
+    for name in sorted({shard_sizes[part] for part in args.parts}):
+        if getattr(args, name) % args.batch:
+            print(f"note: --{name.replace('_', '-')} {getattr(args, name)} is not a multiple of --batch {args.batch}: "
+                  "each shard ends in a smaller batch (with --compile, a recompilation inside the clock)")
     return args
 
 

@@ -17,6 +17,7 @@ the model unconditional). config.json records the resolved values.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import time
@@ -31,7 +32,6 @@ from torch import nn
 from synthgen.atomic import atomic_write_json
 from synthgen.autoencoder import LatentSet, TrainedAutoencoder, load_autoencoder, load_latents, scaled_latents
 from synthgen.config.diffusion import DiffusionConfig
-from synthgen.config.loader import describe_error
 from synthgen.diffusion import NoiseSchedule, diffusion_loss, drop_labels
 from synthgen.errors import SynthgenError
 from synthgen.imaging import save_grid, to_uint8
@@ -88,14 +88,19 @@ def resolve_config(cfg: DiffusionConfig, latent_shape: tuple[int, int, int], num
     channels, height, width = latent_shape
     if height != width:
         raise SynthgenError(f"latents are {height}x{width}; the UNet needs square latents (use square images)")
-    model = cfg.model.model_dump()
-    model.update(in_channels=channels, sample_size=height,
-                 num_classes=num_classes if cfg.model.num_classes > 0 else 0)
+    given = cfg.model.model_dump()
+    filled = {**given, "in_channels": channels, "sample_size": height,
+              "num_classes": num_classes if cfg.model.num_classes > 0 else 0}
+    for key in ("in_channels", "sample_size", "num_classes"):
+        if given[key] != filled[key]:
+            log.info("diffusion.model.%s = %s taken from the data (params say %s)", key, filled[key], given[key])
     try:
-        return DiffusionConfig.model_validate({**cfg.model_dump(), "model": model})
+        return DiffusionConfig.model_validate({**cfg.model_dump(), "model": filled})
     except ValidationError as e:
-        shape = f"latents {channels}x{height}x{width}, {num_classes} classes"
-        raise SynthgenError(f"diffusion params do not fit the data ({shape}): {describe_error(e, 'diffusion')}") from None
+        first = e.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "model"
+        raise SynthgenError(f"diffusion.{key}: {first['msg'].removeprefix('Value error, ')} (with the data's latents "
+                            f"{channels}x{height}x{width} and {num_classes} classes)") from None
 
 
 def check_inputs(latents: LatentSet, autoencoder: TrainedAutoencoder, class_names: list[str]) -> None:
@@ -201,7 +206,9 @@ def decode_to_pixels(autoencoder: TrainedAutoencoder, z: torch.Tensor, device: t
 
 def autocast(device: torch.device, bf16: bool):
     """bf16 autocast on CUDA when asked; a no-op elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and bf16)
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_dir: str | Path,
