@@ -22,8 +22,10 @@ Without --diffusion/--autoencoder, untrained models of the default params' size 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -40,7 +42,7 @@ from synthgen.diffusion import eps_fn_from_model, sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
 from synthgen.generate.models import GenerationModels, load_models
 from synthgen.generate.plan import SamplingPlan, ShardPlan, sample_key
-from synthgen.generate.run import build_plan, finish_run, pending_shards, run_key
+from synthgen.generate.run import PREFIX, build_plan, finish_run, pending_shards, run_key
 from synthgen.generate.shard_sampler import (SAMPLER_STREAM, Provenance, autocast, batches, generate_pixels,
                                              generate_shard, initial_noise, stream_seed)
 from synthgen.imaging import encode_image, to_uint8
@@ -369,7 +371,7 @@ def scale_part(args, models: GenerationModels, class_names: list[str], tmp: Path
             return generate_shard(models, shard, cfg, class_names, provenance, folder)
 
         def fixed_shard(shard, provenance, folder=tmp / f"fixed-{n}"):
-            samples = shard_samples(shard, [fixed] * len(shard.labels), cfg, class_names, provenance, size, "synthetic")
+            samples = shard_samples(shard, [fixed] * len(shard.labels), cfg, class_names, provenance, size, PREFIX)
             return write_shard(folder / shard.name, samples)
 
         modelled = run_core(models, cfg, class_names, tmp / f"model-{n}", model_shard) if n <= args.scale_max_images else None
@@ -377,14 +379,8 @@ def scale_part(args, models: GenerationModels, class_names: list[str], tmp: Path
         cells = [f"{modelled:.1f}", f"{modelled / n * 1e3:.2f}"] if modelled is not None else ["(over the cap)", ""]
         print(f"| {n:,} | {-(-n // cfg.images_per_shard)} | {cells[0]} | {cells[1]} | {bookkeeping:.2f} | "
               f"{bookkeeping / n * 1e3:.3f} |", flush=True)
-        remove_tree(tmp / f"model-{n}")
-        remove_tree(tmp / f"fixed-{n}")
-
-
-def remove_tree(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(tmp / f"model-{n}", ignore_errors=True)
+        shutil.rmtree(tmp / f"fixed-{n}", ignore_errors=True)
 
 
 # 5) Ray through the real Prefect flow
@@ -455,16 +451,21 @@ def shut_down_ray() -> list[str]:
     return described
 
 
-def sandbox() -> None:
-    """A throwaway Prefect home with analytics off, and a loopback-only Ray; set before prefect or ray is imported."""
+def sandbox(ray_own_bind: bool) -> None:
+    """A throwaway Prefect home with analytics off, and (unless `ray_own_bind`) a loopback-only Ray.
+
+    Set before prefect or ray is imported: both read these at import time.
+    """
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="bench-sampling-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.pop("PREFECT_API_URL", None)  # a temporary local API, never a configured server
     # Ray replaces a node IP of 127.0.0.1 by the host's reachable IP and binds there and on 0.0.0.0/::
     # (services.resolve_ip_for_localhost); with this switch off (read when ray is imported) it keeps loopback.
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if not ray_own_bind:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 def flow_seconds(manifest: dict) -> float:
@@ -474,10 +475,20 @@ def flow_seconds(manifest: dict) -> float:
     return (datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])).total_seconds()
 
 
+def ray_run(params: Path, workers: int, diffusion: str, autoencoder: str, out: Path) -> tuple[float, ListenWatch]:
+    """Wall seconds of the sample flow with `workers` Ray workers, and what its child processes listened on."""
+    from flows.sample import run_sample
+
+    with ListenWatch() as watch:
+        start = time.perf_counter()
+        run_sample(str(params), [f"sample.max_workers={workers}"], diffusion=diffusion, autoencoder=autoencoder,
+                   out=str(out))
+        return time.perf_counter() - start, watch
+
+
 def ray_part(args, diffusion: str, autoencoder: str, tmp: Path) -> None:
     import yaml
 
-    from flows.sample import run_sample
     from synthgen.shards import read_manifest
 
     cfg = sample_config(args, args.ray_images, args.scale_steps, args.ray_per_shard, task_runner="ray",
@@ -489,29 +500,24 @@ def ray_part(args, diffusion: str, autoencoder: str, tmp: Path) -> None:
           f"{cfg.sampler.name} {cfg.sampler.steps} steps, guidance {cfg.sampler.guidance_scale}, batch "
           f"{cfg.batch_size}; each task runs torch on ray_num_cpus threads (Ray sets OMP_NUM_THREADS)\n")
     print("| workers | wall s (Ray start + flow) | flow body s | images/s (body) | images/s (wall) | "
-          "Ray listening addresses |\n| --- | --- | --- | --- | --- | --- |")
+          "listening addresses (Ray, Prefect) |\n| --- | --- | --- | --- | --- | --- |")
     hashes = {}
     for workers in args.ray_workers:
-        out = tmp / f"ray-{workers}"
         try:
-            with ListenWatch() as watch:
-                start = time.perf_counter()
-                run_sample(str(params), [f"sample.max_workers={workers}"], diffusion=diffusion,
-                           autoencoder=autoencoder, out=str(out))
-                wall = time.perf_counter() - start
+            wall, watch = ray_run(params, workers, diffusion, autoencoder, tmp / f"ray-{workers}")
         except Exception as e:  # the report must carry the exact error
-            print(f"| {workers} | FAILED: {type(e).__name__}: {e} | | | | |")
+            print(f"| {workers} | FAILED, error below | | | | |\n{type(e).__module__}.{type(e).__name__}: {e}")
             continue
         finally:
             leftovers = shut_down_ray()
-        manifest = read_manifest(out)
+        manifest = read_manifest(tmp / f"ray-{workers}")
         hashes[workers] = {s["name"]: s["sha256"] for s in manifest["shards"]}
         body = flow_seconds(manifest)
-        ray_addrs = sorted({f"{ip}" for name, ip, _ in watch.seen})
-        exposed = watch.exposed()
+        addresses = ", ".join(sorted({ip for _, ip, _ in watch.seen}))
+        exposed = f"; EXPOSED: {watch.exposed()}" if watch.exposed() else ""
+        left = f"; left running: {leftovers}" if leftovers else ""
         print(f"| {workers} | {wall:.1f} | {body:.1f} | {cfg.num_images / body:.2f} | {cfg.num_images / wall:.2f} | "
-              f"{', '.join(ray_addrs)}{'; EXPOSED: ' + str(exposed) if exposed else ''}"
-              f"{'; left running: ' + str(leftovers) if leftovers else ''} |", flush=True)
+              f"{addresses}{exposed}{left} |", flush=True)
     runs = list(hashes.values())
     if len(runs) > 1:
         print(f"\nshard sha256s identical across {sorted(hashes)} workers: {all(r == runs[0] for r in runs)}")
@@ -549,6 +555,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ray-workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--ray-images", type=int, default=128)
     p.add_argument("--ray-per-shard", type=int, default=32)
+    p.add_argument("--ray-own-bind", action="store_true",
+                   help="leave Ray's listening addresses to flows/ray_runner.py, to check them (default: loopback forced)")
     p.add_argument("--ray-num-gpus", type=float, default=0.0, help="GPUs each shard task asks for (0.5: two per GPU)")
     args = p.parse_args()
     if (args.diffusion is None) != (args.autoencoder is None):
@@ -564,7 +572,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if "ray" in args.parts:
-        sandbox()
+        sandbox(args.ray_own_bind)
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-sampling-") as folder:

@@ -6,10 +6,19 @@ __version__ = "0.1.0"
 __all__ = ["open_dataset", "load_metadata", "__version__"]
 
 
-def __getattr__(name: str):
-    # Lazy, so that `synthgen --help` and config validation do not pay for importing torch.
-    if name in ("open_dataset", "load_metadata"):
-        from synthgen import shards
+def open_dataset(path, where=None, release: str | None = None, **kwargs):
+    """Samples of a dataset folder, or of a release when `path` is a releases root (the newest
+    published one, or `release`). See `synthgen.shards.open_dataset` for `where`, `shuffle`,
+    `seed`, `batch_size` and `decode`."""
+    from synthgen.releases.consumer import resolve_dataset_path
+    from synthgen.shards import open_dataset as open_folder
 
-        return getattr(shards, name)
-    raise AttributeError(f"module 'synthgen' has no attribute {name!r}")
+    return open_folder(resolve_dataset_path(path, release), where=where, **kwargs)
+
+
+def load_metadata(path, release: str | None = None):
+    """`metadata.parquet` of a dataset folder or release, as a polars LazyFrame."""
+    from synthgen.releases.consumer import resolve_dataset_path
+    from synthgen.shards import load_metadata as load_folder
+
+    return load_folder(resolve_dataset_path(path, release))

@@ -48,6 +48,10 @@ def test_whole_chain_publishes_a_release_with_report_and_metrics(project):
     [entry] = read_index(folder / "releases")
     assert entry.status == "published" and entry.num_images == 24
     assert resolve_release(folder / "releases") == release
+    import synthgen
+
+    keys = [s["key"] for s in synthgen.open_dataset(folder / "releases", where=pl.col("label") == 0)]
+    assert len(keys) == 2 and synthgen.load_metadata(folder / "releases").collect().height == 24
 
 
 def run_release(folder: Path, run_date: str):
