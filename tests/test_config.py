@@ -94,3 +94,11 @@ def test_project_params_yaml_names_every_key():
     path = Path(__file__).resolve().parents[1] / "params.yaml"
     params = load_params(path)
     assert set(leaf_keys(yaml.safe_load(path.read_text()))) == set(leaf_keys(params.model_dump(mode="json")))
+
+
+def test_gpu_preset_validates():
+    from pathlib import Path
+
+    params = load_params(Path(__file__).resolve().parents[1] / "configs" / "gpu.yaml")
+    assert params.data.resolution == 64 and params.autoencoder.model.downsample == 4
+    assert params.sample.task_runner == "ray" and params.sample.ray_num_gpus == 1
