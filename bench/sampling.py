@@ -92,8 +92,11 @@ def provenance_for(models: GenerationModels, cfg: SampleConfig, plan: SamplingPl
 
 
 class Clock:
-    """Wall seconds since the previous lap (CUDA synchronised first: its work is asynchronous); `cpu` holds
-    this process's CPU seconds, all threads, over the same span: unlike wall time, other users' load barely moves it."""
+    """Wall seconds since the previous lap (CUDA synchronised first: its work is asynchronous).
+
+    `cpu` holds this process's CPU seconds, all threads, over the same span. With one torch thread other
+    users' load barely moves it; with several, threads spinning while they wait for each other inflate it.
+    """
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -171,8 +174,9 @@ def paired_runs(models: GenerationModels, cfg: SampleConfig, class_names: list[s
     rows = []
     for repeat in range(repeats):
         for shard in plan.shards():
+            folder = tmp / f"stage-{repeat}"
             rows.append((*denoise_shard(models, cfg, shard),
-                         *stage_shard(models, cfg, shard, class_names, provenance, tmp / f"stage-{repeat}", plan.prefix)))
+                         *stage_shard(models, cfg, shard, class_names, provenance, folder, plan.prefix)))
     return plan_s, np.array(rows)
 
 
@@ -271,10 +275,12 @@ def print_ratio(rows: np.ndarray, images: int, plan_s: float, target: float) -> 
 
 def print_breakdown(seconds: dict[str, np.ndarray], n: int, fmt: str) -> None:
     serial = sum(seconds.values())
-    print("| part | ms/image | CPU ms/image | share of serial sum | in generate_shard |\n| --- | --- | --- | --- | --- |")
+    print("| part | ms/image | CPU ms/image | share of serial sum | in generate_shard |\n"
+          "| --- | --- | --- | --- | --- |")
     for key, label, how in PARTS:
         wall, cpu = seconds[key] / n * 1e3
-        print(f"| {label.format(fmt=fmt.upper())} | {wall:.3f} | {cpu:.3f} | {seconds[key][0] / serial[0]:.1%} | {how} |")
+        share = seconds[key][0] / serial[0]
+        print(f"| {label.format(fmt=fmt.upper())} | {wall:.3f} | {cpu:.3f} | {share:.1%} | {how} |")
     print(f"| serial sum | {serial[0] / n * 1e3:.3f} | {serial[1] / n * 1e3:.3f} | 100% | |")
     denoise, encode = seconds["denoise"][0], seconds["encode"][0]
     print(f"\nratio if nothing overlapped: {denoise / serial[0]:.3f}; if the encode overlapped fully: "
@@ -374,7 +380,9 @@ def scale_part(args, models: GenerationModels, class_names: list[str], tmp: Path
             samples = shard_samples(shard, [fixed] * len(shard.labels), cfg, class_names, provenance, size, PREFIX)
             return write_shard(folder / shard.name, samples)
 
-        modelled = run_core(models, cfg, class_names, tmp / f"model-{n}", model_shard) if n <= args.scale_max_images else None
+        modelled = None
+        if n <= args.scale_max_images:
+            modelled = run_core(models, cfg, class_names, tmp / f"model-{n}", model_shard)
         bookkeeping = run_core(models, cfg, class_names, tmp / f"fixed-{n}", fixed_shard)
         cells = [f"{modelled:.1f}", f"{modelled / n * 1e3:.2f}"] if modelled is not None else ["(over the cap)", ""]
         print(f"| {n:,} | {-(-n // cfg.images_per_shard)} | {cells[0]} | {cells[1]} | {bookkeeping:.2f} | "
@@ -499,7 +507,7 @@ def ray_part(args, diffusion: str, autoencoder: str, tmp: Path) -> None:
           f"flows.sample.run_sample, task_runner=ray, ray_num_cpus={cfg.ray_num_cpus}; "
           f"{cfg.sampler.name} {cfg.sampler.steps} steps, guidance {cfg.sampler.guidance_scale}, batch "
           f"{cfg.batch_size}; each task runs torch on ray_num_cpus threads (Ray sets OMP_NUM_THREADS)\n")
-    print("| workers | wall s (Ray start + flow) | flow body s | images/s (body) | images/s (wall) | "
+    print("| workers | wall s (Prefect server + Ray start + flow) | flow body s | images/s (body) | images/s (wall) | "
           "listening addresses (Ray, Prefect) |\n| --- | --- | --- | --- | --- | --- |")
     hashes = {}
     for workers in args.ray_workers:
@@ -529,7 +537,8 @@ def ray_part(args, diffusion: str, autoencoder: str, tmp: Path) -> None:
 def parse_args() -> argparse.Namespace:
     default = SamplerConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", nargs="+", choices=["stage", "flops", "scale", "ray"], default=["stage", "flops", "scale", "ray"])
+    parts = ["stage", "flops", "scale", "ray"]
+    p.add_argument("--parts", nargs="+", choices=parts, default=parts)
     p.add_argument("--diffusion", help="trained diffusion folder (default: untrained default-size model in a temp dir)")
     p.add_argument("--autoencoder", help="trained autoencoder folder (give both or neither)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
@@ -556,7 +565,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ray-images", type=int, default=128)
     p.add_argument("--ray-per-shard", type=int, default=32)
     p.add_argument("--ray-own-bind", action="store_true",
-                   help="leave Ray's listening addresses to flows/ray_runner.py, to check them (default: loopback forced)")
+                   help="leave Ray's listening addresses to flows/ray_runner.py, to check them "
+                        "(default: loopback forced)")
     p.add_argument("--ray-num-gpus", type=float, default=0.0, help="GPUs each shard task asks for (0.5: two per GPU)")
     args = p.parse_args()
     if (args.diffusion is None) != (args.autoencoder is None):
@@ -577,7 +587,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-sampling-") as folder:
         tmp = Path(folder)
-        diffusion, autoencoder = (args.diffusion, args.autoencoder) if args.diffusion else write_default_models(tmp / "models")
+        if args.diffusion:
+            diffusion, autoencoder = args.diffusion, args.autoencoder
+        else:
+            diffusion, autoencoder = write_default_models(tmp / "models")
         models = load_models(diffusion, autoencoder, args.device, args.compile, args.channels_last)
         class_names = models.diffusion.class_names
         warm = sample_config(args, args.batch, 2, args.batch)  # lazy init and compilation outside every clock

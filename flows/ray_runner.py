@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 
-from prefect import get_client
-from prefect_ray import RayTaskRunner
+# Read by Ray at import: keeps a local cluster's processes on loopback instead of the host's address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from synthgen.config.sample import SampleConfig
+from prefect import get_client  # noqa: E402
+from prefect_ray import RayTaskRunner  # noqa: E402
+
+from synthgen.config.sample import SampleConfig  # noqa: E402
 
 WORKER_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 

@@ -9,6 +9,7 @@ from synthgen.generate.plan import SamplingPlan
 from synthgen.generate.run import finish_run, pending_shards
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.shards.progress import record_done
+from synthgen.training.distributed import cpu_threads
 from tasks.retry import IO_RETRIES
 
 
@@ -23,7 +24,8 @@ def sample_shard_task(index: int, plan: SamplingPlan, cfg: SampleConfig, diffusi
                       class_names: list[str], provenance: Provenance, out: str) -> dict:
     """Generate one shard, write it atomically, then record its receipt."""
     models = load_models(diffusion, autoencoder, cfg.device, cfg.compile, cfg.channels_last)
-    entry = generate_shard(models, plan.shard(index), cfg, class_names, provenance, out)
+    with cpu_threads(cfg.cpu_threads):
+        entry = generate_shard(models, plan.shard(index), cfg, class_names, provenance, out)
     record_done(out, entry, provenance.config_hash)
     return entry
 

@@ -23,6 +23,7 @@ class SampleConfig(Section):
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding of the synthetic images
     encode_workers: int = Field(2, ge=0, le=256)  # threads that PNG-encode while the model runs; 0 = inline
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    cpu_threads: int = Field(1, ge=0, le=1024)  # torch intra-op threads per shard task; 0 = torch's default
     bf16: bool = True  # bf16 autocast for the denoiser and decoder on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the denoiser (CUDA)
     channels_last: bool = False  # channels_last memory format (CUDA)

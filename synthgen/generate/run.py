@@ -28,7 +28,7 @@ def run_key(cfg: SampleConfig, seed: int, diffusion_sha256: str, autoencoder_sha
     Batch size, workers, encode threads and the task runner are left out: they never change bytes.
     """
     relevant = cfg.model_dump(mode="json", exclude={
-        "batch_size", "encode_workers", "task_runner", "max_workers", "ray_address", "ray_num_gpus", "ray_num_cpus",
+        "batch_size", "encode_workers", "cpu_threads", "task_runner", "max_workers", "ray_address", "ray_num_gpus", "ray_num_cpus",
     })
     payload = canonical_json({"sample": relevant, "seed": seed, "diffusion": diffusion_sha256,
                               "autoencoder": autoencoder_sha256})
