@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from synthgen.config.base import Section
+from synthgen.config.base import Section, defaults_from
 from synthgen.config.training import TrainConfig
 
 SamplerName = Literal["ddpm", "ddim", "euler_maruyama", "pc", "heun", "dpm_solver_pp_2m"]
@@ -19,14 +19,14 @@ class UNetConfig(Section):
 
     in_channels: int = Field(4, ge=1, le=64)  # latent channels; train_diffusion sets it from the latent store
     sample_size: int = Field(8, ge=1, le=1024)  # latent height = width (places attention); train_diffusion sets it from the latent store
-    base_channels: int = Field(32, ge=4, le=1024)  # width of the first level
-    channel_mult: tuple[int, ...] = Field((1, 2, 2), min_length=1, max_length=6)  # width per level = base * mult
+    base_channels: int = Field(16, ge=4, le=1024)  # width of the first level
+    channel_mult: tuple[int, ...] = Field((1, 4, 4), min_length=1, max_length=6)  # width per level = base * mult
     num_res_blocks: int = Field(1, ge=1, le=8)  # ResNet blocks per level on the way down
     attention_resolutions: tuple[int, ...] = (4,)  # feature-map sizes with self-attention (the middle always has it)
     attention_head_channels: int = Field(32, ge=1, le=1024)  # channels per attention head
     norm_groups: int = Field(8, ge=1, le=128)  # GroupNorm groups; must divide every level's width
     num_classes: int = Field(12, ge=0, le=100_000)  # train_diffusion sets it to len(class_names); CFG null class = num_classes
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)  # dropout inside ResNet blocks
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout inside ResNet blocks
     scale_shift_norm: bool = True  # condition by GroupNorm scale/shift (ADM) instead of addition
 
     @property
@@ -65,7 +65,7 @@ class UNetConfig(Section):
 class ScheduleConfig(Section):
     """Forward-process variance schedule (Ho et al. 2020; Nichol & Dhariwal 2021)."""
 
-    kind: Literal["linear", "scaled_linear", "cosine"] = "linear"  # beta schedule family
+    kind: Literal["linear", "scaled_linear", "cosine"] = "cosine"  # beta schedule family
     num_timesteps: int = Field(1000, ge=2, le=100_000)  # T, number of training noise levels
     beta_start: float = Field(1e-4, gt=0.0, lt=1.0)  # first beta (linear, scaled_linear)
     beta_end: float = Field(0.02, gt=0.0, lt=1.0)  # last beta (linear, scaled_linear)
@@ -106,14 +106,14 @@ DEFAULT_TRAIN = TrainConfig(
 class DiffusionConfig(Section):
     """The latent diffusion model: network, schedule, training objective and the preview grid."""
 
-    model: UNetConfig = UNetConfig()  # denoiser network (~1.2M parameters by default)
+    model: UNetConfig = UNetConfig()  # denoiser network (~1.0M parameters by default)
     schedule: ScheduleConfig = ScheduleConfig()  # forward process
-    prediction_type: PredictionType = "epsilon"  # network output: eps, v (Salimans & Ho 2022) or x0
+    prediction_type: PredictionType = "v_prediction"  # network output: eps, v (Salimans & Ho 2022) or x0
     loss_weighting: LossWeighting = "min_snr"  # uniform or Min-SNR-gamma (Hang et al. 2023)
     min_snr_gamma: float = Field(5.0, gt=0.0, le=1e6)  # gamma of Min-SNR weighting
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
     latents: Literal["sample", "mean"] = "sample"  # train on posterior samples z = mean + std * eps (LDM) or on the mean
-    train: TrainConfig = DEFAULT_TRAIN  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
+    train: defaults_from(DEFAULT_TRAIN) = DEFAULT_TRAIN  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
     preview: PreviewConfig = PreviewConfig()  # sampler and size of the per-class grid after training
 
     @model_validator(mode="after")
