@@ -95,7 +95,7 @@ def test_timestep_embedding_is_sinusoidal():
     (dict(sample_size=6), "divisible by"),
     (dict(attention_head_channels=24), "attention_head_channels=24 must divide"),
     (dict(dropout=1.0), "dropout"),
-    (dict(base_channels=8, norm_groups=4), "the middle block"),
+    (dict(base_channels=8, channel_mult=(1, 2, 2), norm_groups=4), "the middle block"),
 ])
 def test_config_rejects_impossible_shapes_with_the_key_named(overrides, fragment):
     with pytest.raises(pydantic.ValidationError, match=fragment):
