@@ -157,3 +157,10 @@ def test_two_ray_workers_write_the_same_bytes_as_one_local_worker(reference, mod
     assert not ray.is_initialized()
     assert shard_hashes(tmp_path / "out") == shard_hashes(reference)
     assert read_manifest(tmp_path / "out")["run"]["task_runner"] == "ray"
+
+
+def test_metadata_answers_duckdb_queries(reference):
+    duckdb = pytest.importorskip("duckdb")
+    rows = duckdb.sql(f"SELECT class_name, count(*) AS n FROM '{reference / 'metadata.parquet'}' "
+                      "GROUP BY class_name ORDER BY class_name").fetchall()
+    assert rows == [("blue", 4), ("green", 4), ("red", 4)]
