@@ -1,12 +1,18 @@
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from prefect import get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from synthgen.errors import SynthgenError
+
+
+PROGRESS_BAR = re.compile(r"\d+%\|")
+PROGRESS_EVERY_S = 15  # log a running stage's progress bar this often
 
 
 class StageFailed(SynthgenError):
@@ -33,13 +39,19 @@ def dvc_stage_task(stage: str, repo: str = ".") -> str:
     """`dvc repro` one stage: DVC runs it only when its code, params or inputs changed. Returns ran|skipped."""
     logger = get_run_logger()
     lines: list[str] = []
+    last_progress = 0.0
     with subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=repo, env=stage_environment(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        for line in proc.stdout:  # streamed, so a long stage shows its progress as it goes
-            line = line.rstrip().split("\r")[-1]  # a progress bar's final state, not every redraw
-            if line.strip():
-                lines.append(line)
-                logger.info(line)
+        for line in proc.stdout:  # streamed (a progress bar's redraws arrive as lines too)
+            line = line.strip()
+            if not line:
+                continue
+            if PROGRESS_BAR.search(line):
+                if time.monotonic() - last_progress < PROGRESS_EVERY_S:
+                    continue
+                last_progress = time.monotonic()
+            lines.append(line)
+            logger.info(line)
     output = "\n".join(lines)
     if proc.returncode != 0:
         raise StageFailed(f"stage {stage} failed: {last_error_line(output)}")
