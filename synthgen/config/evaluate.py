@@ -12,9 +12,11 @@ Width = Annotated[int, Field(ge=8, le=1024)]
 
 
 CLASSIFIER_TRAIN = TrainConfig(  # trains the default classifier on 32x32 shapes on a 2-core CPU in about a minute
-    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=200, log_every=25)
+    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=200, log_every=25,
+    cpu_threads=1)
 CAS_TRAIN = TrainConfig(  # the schedule of both CAS classifiers: 1000 shapes images to ~98% real val accuracy
-    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=300, log_every=25)
+    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=300, log_every=25,
+    cpu_threads=1)
 
 
 class ClassifierConfig(Section):
