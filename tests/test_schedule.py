@@ -67,7 +67,7 @@ def test_cosine_matches_closed_form_until_clipping():
 
 
 def test_from_config_builds_each_kind():
-    assert torch.equal(NoiseSchedule.from_config(ScheduleConfig()).betas, NoiseSchedule.linear().betas)
+    assert torch.equal(NoiseSchedule.from_config(ScheduleConfig(kind="linear")).betas, NoiseSchedule.linear().betas)
     cosine = NoiseSchedule.from_config(ScheduleConfig(kind="cosine", num_timesteps=50))
     assert torch.equal(cosine.betas, NoiseSchedule.cosine(50).betas)
     scaled = ScheduleConfig(kind="scaled_linear", beta_start=0.00085, beta_end=0.012)

@@ -26,7 +26,7 @@ class UNetConfig(Section):
     attention_head_channels: int = Field(32, ge=1, le=1024)  # channels per attention head
     norm_groups: int = Field(8, ge=1, le=128)  # GroupNorm groups; must divide every level's width
     num_classes: int = Field(12, ge=0, le=100_000)  # train_diffusion sets it to len(class_names); CFG null class = num_classes
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout inside ResNet blocks
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout inside ResNet blocks (slows short runs down)
     scale_shift_norm: bool = True  # condition by GroupNorm scale/shift (ADM) instead of addition
 
     @property
@@ -94,11 +94,12 @@ class SamplerConfig(Section):
 class PreviewConfig(SamplerConfig):
     """The sampler of the per-class grid drawn with the EMA weights after training."""
 
+    guidance_scale: float = Field(3.0, ge=0.0, le=100.0)  # classifier-free guidance of the grid; 1 = conditional only
     images_per_class: int = Field(8, ge=1, le=64)  # columns of grid.png (one row per class)
 
 
 DEFAULT_TRAIN = TrainConfig(
-    steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
+    steps=4000, batch_size=32, lr=1e-3, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
     checkpoint_every=500, log_every=25, cpu_threads=1,
 )
 

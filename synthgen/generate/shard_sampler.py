@@ -17,6 +17,7 @@ import torch
 from synthgen.config.sample import SampleConfig
 from synthgen.diffusion import eps_fn_from_model, sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
+from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels
 from synthgen.generate.plan import ShardPlan, sample_key
 from synthgen.imaging import encode_image, to_uint8
@@ -67,11 +68,13 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     x_T = initial_noise(seeds, d.latent_shape, models.device)
     y = torch.as_tensor(labels, device=models.device)
     generators = SampleGenerators([stream_seed(s, SAMPLER_STREAM) for s in seeds], models.device)
+    denoiser = in_fixed_batches(d.model, cfg.micro_batch)
+    decoder = in_fixed_batches(models.autoencoder.decode, cfg.micro_batch)
     with autocast(models, cfg):
-        eps_fn = eps_fn_from_model(d.model, d.schedule, d.prediction_type, labels=y,
+        eps_fn = eps_fn_from_model(denoiser, d.schedule, d.prediction_type, labels=y,
                                    guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label)
         z0 = sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
-        images = models.autoencoder.decode(z0.float())
+        images = decoder(z0.float())
     return to_uint8(images.float())
 
 
