@@ -167,6 +167,10 @@ def main() -> None:
     if quality is not None:
         print(f"FD of {len(labels)} real train images to as many real val images (the floor at this size): "
               f"{quality.baseline_fd:.3f}")
+        dim = quality.real_features.shape[1]
+        if len(labels) <= dim:
+            print(f"warning: {len(labels)} samples <= {dim} feature dims: the covariances are rank-deficient and "
+                  "FD is unreliable; raise --per-class")
 
     # 2) every sampler at every step count
     rows = []
