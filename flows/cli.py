@@ -111,14 +111,27 @@ def train_classifier(params: Params = Path("params.yaml"), set: Sets = None,
 
 
 @app.command()
+def sweep(params: Params = Path("params.yaml"), set: Sets = None,
+          diffusion: str = Folder(paths.DIFFUSION, "Trained diffusion model (from `train-ldm`)."),
+          autoencoder: str = Folder(paths.AUTOENCODER, "Trained autoencoder (from `train-ae`)."),
+          classifier: str = Folder(paths.CLASSIFIER, "Feature classifier (from `train-classifier`)."),
+          prepared: str = Folder(paths.PREPARED, "Prepared dataset (its val split is the FD reference)."),
+          out: str = Folder(paths.SWEEP, "Output folder for sweep.csv.")) -> None:
+    """Stage 7: quality and time of every sampler at several step counts (evaluate.sweep)."""
+    run_flow("sweep_samplers", "sweep_samplers", params, set, diffusion=diffusion, autoencoder=autoencoder,
+             classifier=classifier, prepared=prepared, out=out)
+
+
+@app.command()
 def evaluate(params: Params = Path("params.yaml"), set: Sets = None,
              prepared: str = Folder(paths.PREPARED, "Prepared dataset (the real data)."),
              synthetic: str = Folder(paths.SYNTHETIC, "Synthetic dataset to evaluate."),
              classifier: str = Folder(paths.CLASSIFIER, "Feature classifier (from `train-classifier`)."),
+             sweep: str = Folder(paths.SWEEP, "Sampler sweep (from `sweep`) to plot; skipped when absent."),
              out: str = Folder(paths.EVAL, "Output folder for metrics, plots and the report.")) -> None:
-    """Stage 7: score the synthetic data, apply the quality gate, write the report (exit 2 if rejected)."""
+    """Stage 8: score the synthetic data, apply the quality gate, write the report (exit 2 if rejected)."""
     run_flow("evaluate", "evaluate", params, set, prepared=prepared, synthetic=synthetic,
-             classifier=classifier, out=out)
+             classifier=classifier, sweep=sweep, out=out)
 
 
 @app.command()

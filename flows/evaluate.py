@@ -5,6 +5,8 @@ with the reasons; one that passes is marked `published`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 
 from synthgen import paths
@@ -20,10 +22,16 @@ class GateRejected(SynthgenError):
 @flow(name="evaluate", log_prints=True)
 def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = None,
              prepared: str = paths.PREPARED, synthetic: str = paths.SYNTHETIC,
-             classifier: str = paths.CLASSIFIER, out: str = paths.EVAL) -> dict:
-    """Evaluate `synthetic` and gate it; raise GateRejected (a failed run) when it does not pass."""
+             classifier: str = paths.CLASSIFIER, out: str = paths.EVAL, sweep: str = paths.SWEEP) -> dict:
+    """Evaluate `synthetic` and gate it; raise GateRejected (a failed run) when it does not pass.
+
+    The report and plots include the quality-versus-steps curve when `sweep` holds a sweep.csv
+    (stage `sweep_samplers`).
+    """
     params = load_params(params_path, overrides or [], check_paths=False)
-    verdict = evaluate_task(params.evaluate, prepared, synthetic, classifier, out)
+    sweep_csv = Path(sweep) / "sweep.csv"
+    verdict = evaluate_task(params.evaluate, prepared, synthetic, classifier, out,
+                            str(sweep_csv) if sweep_csv.is_file() else None)
     write_resolved(params, out)
     print(f"gate: {verdict['status']}; report: {out}/report.html")
     if verdict["status"] != "published":

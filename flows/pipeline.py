@@ -20,7 +20,7 @@ from flows.artifacts import publish_summary
 from tasks.dvc import StageFailed, dvc_stage_task
 
 STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample", "train_classifier",
-          "evaluate")
+          "sweep_samplers", "evaluate")
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
@@ -42,8 +42,8 @@ def run_stage_flow(stage: str, params_path: str, overrides: list[str]) -> str:
 @flow(name="pipeline", log_prints=True)
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None, use_dvc: bool = True,
              stages: list[str] | None = None, publish: bool = True, releases: str = paths.RELEASES) -> dict:
-    """prepare -> train_autoencoder -> encode_latents -> train_diffusion -> sample -> train_classifier -> evaluate,
-    then publish the evaluated dataset as a release."""
+    """prepare -> train_autoencoder -> encode_latents -> train_diffusion -> sample -> train_classifier ->
+    sweep_samplers -> evaluate, then publish the evaluated dataset as a release."""
     overrides = list(overrides or [])
     params = load_params(params_path, overrides)
     if use_dvc and overrides:

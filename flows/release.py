@@ -22,7 +22,8 @@ from synthgen.releases import (
 )
 from tasks.dvc import dvc_push_task, dvc_stage_task
 
-MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_classifier")
+MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_classifier",
+                "sweep_samplers")
 
 
 def run_date_of(explicit: str | None) -> date:

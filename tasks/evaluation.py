@@ -2,8 +2,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from synthgen.config.evaluate import EvaluateConfig
+from synthgen.config.sample import SampleConfig
 from synthgen.evaluation.classifier_stage import train_classifier
 from synthgen.evaluation.evaluate_stage import evaluate
+from synthgen.evaluation.sweep import read_curves
+from synthgen.evaluation.sweep_stage import run_sweep
 
 
 @task(cache_policy=NO_CACHE)
@@ -13,6 +16,17 @@ def train_classifier_task(cfg: EvaluateConfig, train: tuple, val: tuple, class_n
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_task(cfg: EvaluateConfig, prepared: str, synthetic: str, classifier: str, out: str) -> dict:
-    """Score the synthetic dataset against real data, gate it, and write metrics, plots and the report."""
-    return evaluate(cfg, prepared, synthetic, classifier, out)
+def sweep_samplers_task(cfg: EvaluateConfig, sample: SampleConfig, diffusion: str, autoencoder: str, classifier: str,
+                        prepared: str, out: str) -> dict:
+    """Every sampler at every step count of `cfg.sweep`, scored by the feature classifier."""
+    return run_sweep(cfg, sample.sampler, diffusion, autoencoder, classifier, prepared, out, device=sample.device,
+                     threads=sample.cpu_threads, bf16=sample.bf16)
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_task(cfg: EvaluateConfig, prepared: str, synthetic: str, classifier: str, out: str,
+                  sweep: str | None = None) -> dict:
+    """Score the synthetic dataset against real data, gate it, and write metrics, plots and the report
+    (with the sampler sweep's quality-versus-steps curve when `sweep` names its sweep.csv)."""
+    curves = read_curves(sweep) if sweep else None
+    return evaluate(cfg, prepared, synthetic, classifier, out, quality_vs_steps=curves)

@@ -34,4 +34,6 @@ def make_dvc_repo(folder: Path, params_yaml: str) -> Path:
     run(["git", "config", "user.name", "test"], folder)
     run(["dvc", "init", "-q"], folder)
     run(["dvc", "config", "core.analytics", "false"], folder)
+    shutil.copytree(REPO / ".dvc" / "plots", folder / ".dvc" / "plots")
+    run(["dvc", "config", "plots.html_template", "plots/offline.html"], folder)
     return folder

@@ -39,11 +39,12 @@ def project(tmp_path_factory, prefect_harness):
 def test_whole_chain_publishes_a_release_with_report_and_metrics(project):
     folder, result = project
     assert list(result["stages"]) == ["prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample",
-                                      "train_classifier", "evaluate"]
+                                      "train_classifier", "sweep_samplers", "evaluate"]
     release = folder / "releases" / result["release"]
     manifest = read_manifest(release)
     assert manifest["status"] == "published" and manifest["num_samples"] == 24
     assert (release / "report.html").is_file() and (release / "quality.parquet").is_file()
+    assert (folder / "eval" / "plots" / "quality_vs_steps.csv").read_text().startswith("steps,ddim,heun")
     assert read_manifest(folder / "data" / "synthetic")["status"] == "generated"  # as DVC recorded it
     [entry] = read_index(folder / "releases")
     assert entry.status == "published" and entry.num_images == 24
@@ -106,10 +107,15 @@ def test_dvc_repro_runs_the_chain_and_then_has_nothing_to_do(tmp_path):
     run(["dvc", "repro"], repo)
     lock = (repo / "dvc.lock").read_text()
     for stage in ["prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample", "train_classifier",
-                  "evaluate"]:
+                  "sweep_samplers", "evaluate"]:
         assert f"  {stage}:" in lock
     assert "up to date" in run(["dvc", "status"], repo).stdout
     second = run(["dvc", "repro"], repo)
     assert "didn't change" in second.stdout and "Running stage" not in second.stdout
     metrics = run(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "conditional_accuracy" in metrics
+    run(["dvc", "plots", "show", "-o", "plots_html"], repo)
+    page = (repo / "plots_html" / "index.html").read_text()
+    assert "vegaEmbed(" in page and "<script src=" not in page  # Vega inlined: renders offline
+    for plot in ["per_class_accuracy", "quality_vs_steps", "nn_distances", "training_losses"]:
+        assert plot in page

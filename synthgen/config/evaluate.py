@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from synthgen.config.base import Section, defaults_from
+from synthgen.config.diffusion import SamplerName
 from synthgen.config.training import TrainConfig
 
 Width = Annotated[int, Field(ge=8, le=1024)]
@@ -59,6 +60,14 @@ class GateConfig(Section):
     min_cas_ratio: float | None = Field(None, ge=0.0)  # CAS accuracy / real-trained accuracy; None skips the check
 
 
+class SweepConfig(Section):
+    """Stage sweep_samplers: quality and time of each sampler at each step count (other options from sample.sampler)."""
+
+    samplers: tuple[SamplerName, ...] = Field(("ddpm", "ddim", "euler_maruyama", "pc", "heun", "dpm_solver_pp_2m"), min_length=1)  # samplers compared
+    steps: tuple[Annotated[int, Field(ge=1, le=100_000)], ...] = Field((10, 20, 50), min_length=1)  # step counts tried with each sampler
+    per_class: int = Field(8, ge=1, le=4096)  # samples per class in every run; all runs share one x_T
+
+
 class EvaluateConfig(Section):
     """How many samples to score, how each metric is estimated, and the gate."""
 
@@ -80,3 +89,4 @@ class EvaluateConfig(Section):
     classifier_train: defaults_from(CLASSIFIER_TRAIN) = CLASSIFIER_TRAIN  # schedule of the feature classifier (stage train_classifier)
     augment: AugmentConfig = AugmentConfig()  # augmentation of every classifier's training images
     cas: CasConfig = CasConfig()  # the Classification Accuracy Score runs
+    sweep: SweepConfig = SweepConfig()  # the sampler sweep behind the quality-versus-steps plot

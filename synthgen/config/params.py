@@ -14,4 +14,4 @@ class Params(Section):
     autoencoder: AutoencoderConfig = AutoencoderConfig()  # stages train_autoencoder and encode_latents
     diffusion: DiffusionConfig = DiffusionConfig()  # stage train_diffusion
     sample: SampleConfig = SampleConfig()  # stage sample
-    evaluate: EvaluateConfig = EvaluateConfig()  # stages train_classifier and evaluate
+    evaluate: EvaluateConfig = EvaluateConfig()  # stages train_classifier, sweep_samplers and evaluate

@@ -5,7 +5,7 @@
   gate.json                     the verdict: status, reasons and every check
   plots/per_class_accuracy.csv  conditional accuracy per class beside the classifier's real val accuracy
   plots/nn_distances.csv        histogram of distances to the nearest training image, real val and generated
-  plots/quality_vs_steps.csv    FD per sampler and step count, when a sweep is passed in
+  plots/quality_vs_steps.csv    conditional accuracy per sampler and step count, when a sweep is passed in
   grid_per_class.png            one row of generated samples per class
   report.html                   the self-contained report
   cas/metrics.csv               per-step metrics of the CAS classifier (trained on synthetic images only)
@@ -225,7 +225,8 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
              out_dir: str | Path, *, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> dict[str, Any]:
     """Score the synthetic dataset, gate it, and write the files named in the module docstring.
 
-    `quality_vs_steps` (sampler -> [(steps, FD), ...]) is plotted when given. Returns the verdict
+    `quality_vs_steps` (sampler -> [(steps, conditional accuracy), ...], from the sampler sweep) is
+    plotted when given. Returns the verdict
     (status, reasons, checks) with the metrics; a rejection is returned, not raised. The classifier
     runs on `classifier_train.device` with `classifier_train.cpu_threads`.
     """

@@ -62,6 +62,6 @@ def write_evaluation_report(path: str | Path, *, verdict: GateVerdict, metrics: 
         near_duplicates=worst_near_duplicates(memo, generated, train, worst_pairs,
                                               [class_names[c] for c in requested]) if worst_pairs else (),
         quality_vs_steps=quality_vs_steps,
-        quality_label="FD (classifier features)",
+        quality_label="conditional accuracy",
         distance_space=SPACE_LABELS[space],
     )
