@@ -2,7 +2,8 @@
 
 Each run date gets its own release `releases/<date>/` with a seed derived from the date, so any
 release can be reproduced. A crashed run resumes its own release on the next attempt; a lock
-stops two runs working on the same release at once.
+stops two runs working on the same release at once. With `evaluate.refill.enabled`, the samples
+that evaluation flags are replaced (new seeds, same labels) and the release is evaluated again.
 """
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from flows.sample import run_sample
 from synthgen import paths
 from synthgen.config import load_params, params_hash
 from synthgen.evaluation.evaluate_stage import annotate_dataset
+from synthgen.generate.refill import refill_progress
 from synthgen.releases import (
     fail_release, finish_release, release_id_for, release_lock, release_seed, start_release,
 )
 from tasks.dvc import dvc_push_task, dvc_stage_task
+from tasks.refill import flagged_task, refill_task
 
 MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_classifier",
                 "sweep_samplers")
@@ -32,6 +35,43 @@ def run_date_of(explicit: str | None) -> date:
         return date.fromisoformat(explicit)
     scheduled = runtime.flow_run.scheduled_start_time
     return scheduled.date() if scheduled else datetime.now(timezone.utc).date()
+
+
+def sample_release(params, params_path: str, target: Path, seed: int) -> None:
+    """Sample (or resume) the release; one that refill has changed is never sampled again (that would undo
+    the refill): a round a crash interrupted is finished instead."""
+    refill = params.evaluate.refill
+    progress = refill_progress(target) if refill.enabled else None
+    if progress is None or not progress.started:
+        run_sample(params_path, [], out=str(target), seed=seed)
+    elif progress.pending is not None:
+        refill_task(str(target), None, params.sample, seed, progress.pending, refill.criteria)
+
+
+def evaluated(params_path: str, target: Path) -> GateRejected | None:
+    """Evaluate the release in place; a gate rejection is returned, not raised."""
+    try:
+        evaluate(params_path=params_path, synthetic=str(target), out=str(target))
+    except GateRejected as rejected:
+        return rejected
+    return None
+
+
+def evaluate_and_refill(params, params_path: str, target: Path, seed: int) -> None:
+    """Evaluate; with `evaluate.refill.enabled`, replace the flagged samples and evaluate again until none
+    is flagged or `max_rounds` rounds are done. Raises GateRejected when the last evaluation rejects."""
+    refill = params.evaluate.refill
+    rejected = evaluated(params_path, target)
+    if refill.enabled:
+        for round in range(refill_progress(target).rounds + 1, refill.max_rounds + 1):
+            flagged = flagged_task(str(target), refill.criteria)
+            if not flagged:
+                break
+            print(f"refill round {round}: replacing {len(flagged)} flagged samples ({', '.join(refill.criteria)})")
+            refill_task(str(target), flagged, params.sample, seed, round, refill.criteria)
+            rejected = evaluated(params_path, target)
+    if rejected is not None:
+        raise rejected
 
 
 @flow(name="release", log_prints=True)
@@ -48,8 +88,8 @@ def release(params_path: str = "params.yaml", run_date: str | None = None, relea
     with release_lock(target):
         started = start_release(releases, release_id, seed, params_hash(params))
         try:
-            run_sample(params_path, [], out=str(target), seed=seed)
-            evaluate(params_path=params_path, synthetic=str(target), out=str(target))
+            sample_release(params, params_path, target, seed)
+            evaluate_and_refill(params, params_path, target, seed)
         except GateRejected:
             annotate_dataset(target, target)
             finish_release(releases, started)

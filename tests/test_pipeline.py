@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from synthgen.releases import ReleaseLockedError, read_index, release_lock, resolve_release
-from synthgen.shards import read_manifest
+from synthgen.shards import read_manifest, verify_dataset
 from tests.dvc_repo import make_dvc_repo, run
 
 TINY = Path(__file__).parent / "data" / "tiny_params.yaml"
@@ -55,11 +55,11 @@ def test_whole_chain_publishes_a_release_with_report_and_metrics(project):
     assert len(keys) == 2 and synthgen.load_metadata(folder / "releases").collect().height == 24
 
 
-def run_release(folder: Path, run_date: str):
+def run_release(folder: Path, run_date: str, params_path: str = "params.yaml"):
     from flows.release import release
 
     with working_directory(folder):
-        return release(run_date=run_date, use_dvc=False)
+        return release(params_path=params_path, run_date=run_date, use_dvc=False)
 
 
 def test_scheduled_release_appends_to_the_index(project):
@@ -70,6 +70,21 @@ def test_scheduled_release_appends_to_the_index(project):
     assert "2026-11-20" in ids and len(ids) == len(set(ids))
     frame = pl.read_parquet(folder / "releases" / "index.parquet")
     assert frame.filter(pl.col("release_id") == "2026-11-20")["num_images"].to_list() == [24]
+
+
+def test_a_release_with_refill_replaces_its_flagged_samples(project):
+    folder, _ = project
+    refill = "  refill: {enabled: true, criteria: [misclassified], max_rounds: 1}\n"
+    (folder / "refill.yaml").write_text(TINY.read_text().replace("  gate:", refill + "  gate:"))
+    run_release(folder, "2026-11-17", params_path="refill.yaml")
+    release = folder / "releases" / "2026-11-17"
+    manifest = read_manifest(release)
+    assert manifest["refill"]["rounds"] == 1 and manifest["refill"]["replaced"] > 0  # the tiny models misclassify
+    assert manifest["num_samples"] == 24 and not verify_dataset(release)
+    meta = pl.read_parquet(release / "metadata.parquet")
+    assert meta.height == 24 and meta["key"].n_unique() == 24
+    assert (meta["refill_round"] == 1).sum() == manifest["refill"]["replaced"] == meta["replaces"].drop_nulls().len()
+    assert pl.read_parquet(release / "quality.parquet")["key"].sort().to_list() == meta["key"].sort().to_list()
 
 
 def test_crashed_release_resumes_its_own_release(project, monkeypatch):

@@ -68,6 +68,23 @@ class SweepConfig(Section):
     per_class: int = Field(8, ge=1, le=4096)  # samples per class in every run; all runs share one x_T
 
 
+RefillCriterion = Literal["near_duplicate", "misclassified"]
+
+
+class RefillConfig(Section):
+    """Releases: replace flagged samples with new ones (fresh seeds, same labels) and evaluate again."""
+
+    enabled: bool = False  # after evaluating a release, regenerate its flagged samples until none are flagged or max_rounds
+    criteria: tuple[RefillCriterion, ...] = Field(("near_duplicate",), min_length=1)  # what flags a sample: near_duplicate (of a training image), misclassified (predicted label != requested)
+    max_rounds: int = Field(3, ge=1, le=100)  # refill-then-evaluate rounds at most; samples still flagged after the last stay
+
+    @model_validator(mode="after")
+    def _criteria_once(self) -> "RefillConfig":
+        if len(set(self.criteria)) != len(self.criteria):
+            raise ValueError(f"refill.criteria names a criterion twice: {list(self.criteria)}")
+        return self
+
+
 class EvaluateConfig(Section):
     """How many samples to score, how each metric is estimated, and the gate."""
 
@@ -90,3 +107,4 @@ class EvaluateConfig(Section):
     augment: AugmentConfig = AugmentConfig()  # augmentation of every classifier's training images
     cas: CasConfig = CasConfig()  # the Classification Accuracy Score runs
     sweep: SweepConfig = SweepConfig()  # the sampler sweep behind the quality-versus-steps plot
+    refill: RefillConfig = RefillConfig()  # releases only: regenerate flagged samples with new seeds until the quota is clean

@@ -1,0 +1,356 @@
+"""Refill: replace the flagged samples of an evaluated dataset with new ones (same labels, new seeds).
+
+Replacements take fresh global indices after the largest one used so far, so their seeds come from
+the plan's own derivation (`sample_seed(run seed, index)`) and no seed is ever used twice. Each
+replacement goes into the shard of the sample it replaces, so shard names, sizes and the total stay.
+
+A round runs in crash-safe steps inside the dataset folder:
+  1. plan it from the committed dataset and journal the plan in `_refill/round-NNN.json`;
+  2. generate every replacement into the staging shard `_refill/round-NNN.tar` (sample-stage code);
+  3. rewrite each shard the plan names: kept samples, then its replacements (atomic, idempotent);
+  4. commit: metadata.parquet, then manifest.json (which records the round); then clean up.
+A rerun after a crash resumes the journalled plan (it still names the committed manifest by sha256),
+or sees in the manifest that the round is done. Every row gets `refill_round` (0: original) and
+`replaces` (the key it replaced; null for originals). The evaluate -> refill loop is the caller's.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tarfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from synthgen.atomic import atomic_write_bytes, atomic_write_json, remove_leftovers, sha256_file
+from synthgen.config.sample import SampleConfig
+from synthgen.errors import SynthgenError
+from synthgen.evaluation.quality import QUALITY
+from synthgen.generate.models import GenerationModels
+from synthgen.generate.plan import ShardPlan, sample_key, sample_seed
+from synthgen.generate.run import PREFIX, dataset_card, run_key
+from synthgen.generate.shard_sampler import Provenance, generate_shard
+from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
+from synthgen.shards.index import BASE_SCHEMA
+from synthgen.shards.manifest import MANIFEST, METADATA
+
+log = logging.getLogger(__name__)
+
+REFILL_DIR = "_refill"
+CRITERIA = ("near_duplicate", "misclassified")
+ROUND_COLUMN, REPLACES_COLUMN = "refill_round", "replaces"
+DATASET_FIELDS = ("format", "num_samples", "num_shards", "shards", "metadata", "config")  # finish_dataset writes them
+_KEY = re.compile(rf"^{PREFIX}-(\d+)$")
+
+
+# ---- which samples are flagged ---------------------------------------------------------------
+
+
+def select_flagged(dataset_dir: str | Path, criteria: Sequence[str], evaluation_dir: str | Path | None = None) -> list[str]:
+    """Keys (sorted) that quality.parquet flags: near_duplicate is true, or predicted_label != label (misclassified)."""
+    import polars as pl
+
+    unknown = sorted(set(criteria) - set(CRITERIA))
+    if unknown or not criteria:
+        raise SynthgenError(f"refill criteria {list(criteria)}: choose one or more of {list(CRITERIA)}")
+    path = Path(evaluation_dir or dataset_dir) / QUALITY
+    if not path.is_file():
+        raise SynthgenError(f"{path} is missing: evaluate {dataset_dir} before refilling it")
+    read_manifest(dataset_dir)
+    samples = pl.read_parquet(Path(dataset_dir) / METADATA, columns=["key", "label"])
+    quality = pl.read_parquet(path, columns=["key", "predicted_label", "near_duplicate"])
+    rows = samples.join(quality, on="key", how="left")
+    missing = rows.filter(pl.col("predicted_label").is_null())["key"]
+    if len(missing):
+        raise SynthgenError(f"{path} has no row for {len(missing)} samples of {dataset_dir} (e.g. {missing[0]}); "
+                            "it is stale: evaluate the dataset again")
+    flags = {"near_duplicate": pl.col("near_duplicate"), "misclassified": pl.col("predicted_label") != pl.col("label")}
+    return sorted(rows.filter(pl.any_horizontal([flags[c] for c in criteria]))["key"].to_list())
+
+
+# ---- the plan of a round ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replacement:
+    key: str
+    index: int  # global sample index: the seed is sample_seed(run seed, index)
+    label: int  # the requested label of the sample it replaces
+    seed: int
+    replaces: str
+    shard: str  # the shard it goes into: that of the sample it replaces
+
+
+@dataclass(frozen=True)
+class RefillPlan:
+    round: int
+    base_manifest_sha256: str  # the committed manifest this round starts from
+    config_hash: str  # run key of the params, seed and checkpoints that made the dataset
+    criteria: tuple[str, ...]
+    flagged: tuple[str, ...]
+    keep: dict[str, list[str]]  # shard name -> keys kept, in order; every shard the round rewrites
+    replacements: tuple[Replacement, ...]
+    next_index: int  # first global index no sample has used after this round
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "replacements": [asdict(r) for r in self.replacements]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RefillPlan":
+        return cls(**{**data, "criteria": tuple(data["criteria"]), "flagged": tuple(data["flagged"]),
+                      "replacements": tuple(Replacement(**r) for r in data["replacements"])})
+
+
+def round_stem(round: int) -> str:
+    return f"round-{round:03d}"
+
+
+def plan_path(folder: Path, round: int) -> Path:
+    return folder / REFILL_DIR / f"{round_stem(round)}.json"
+
+
+def global_index(key: str) -> int:
+    match = _KEY.match(key)
+    if match is None:
+        raise SynthgenError(f"sample key {key!r} is not {PREFIX}-<index>: only sample-stage datasets can be refilled")
+    return int(match.group(1))
+
+
+def check_made_by(rows: dict[str, list], models: GenerationModels, cfg: SampleConfig, seed: int) -> str:
+    """The run key of (cfg, seed, models); it must be the one every sample of the dataset was made with."""
+    key = run_key(cfg, seed, models.diffusion.sha256, models.autoencoder.sha256)
+    made_with = sorted(set(rows.get("config_hash") or [None]))
+    if made_with != [key]:
+        raise SynthgenError(
+            f"the dataset was made with run key {made_with[:2]}, but these sample params, seed {seed} and checkpoints "
+            f"give {key}; refill with the params, seed and models that made it")
+    return key
+
+
+def make_plan(folder: Path, manifest: dict[str, Any], flagged: Sequence[str], round: int, seed: int,
+              criteria: Sequence[str], rows: dict[str, list], config_hash: str) -> RefillPlan:
+    """Round `round` from the committed dataset: which samples go, their replacements, the shards rewritten."""
+    position = {k: i for i, k in enumerate(rows["key"])}
+    unknown = sorted(set(flagged) - position.keys())
+    if unknown:
+        raise SynthgenError(f"flagged keys {unknown[:3]} are not samples of {folder} ({len(unknown)} unknown)")
+    indices = [global_index(k) for k in rows["key"]]
+    recorded = manifest.get("refill", {}).get("next_index", 0)
+    next_index = max(recorded, max(indices) + 1)
+    gone = sorted(set(flagged), key=lambda k: indices[position[k]])
+    replacements = tuple(
+        Replacement(sample_key(PREFIX, i), i, int(rows["label"][position[k]]), sample_seed(seed, i), k,
+                    rows["shard"][position[k]])
+        for i, k in enumerate(gone, start=next_index))
+    touched, going = {r.shard for r in replacements}, set(gone)
+    rewrite = [s["name"] for s in manifest["shards"] if s["name"] in touched or ROUND_COLUMN not in rows]
+    keep: dict[str, list[str]] = {name: [] for name in rewrite}
+    for key, shard in zip(rows["key"], rows["shard"]):
+        if shard in keep and key not in going:
+            keep[shard].append(key)
+    return RefillPlan(round, sha256_file(folder / MANIFEST), config_hash, tuple(criteria), tuple(gone), keep,
+                      replacements, next_index + len(gone))
+
+
+def committed_rows(folder: Path, manifest: dict[str, Any]) -> dict[str, list]:
+    """metadata.parquet as columns, after checking that every shard and the metadata match the manifest."""
+    bad = verify_dataset(folder)
+    if bad or sha256_file(folder / METADATA) != manifest["metadata"]["sha256"]:
+        raise ShardStoreError(f"{folder} fails its checksums ({(bad or [METADATA])[:3]}); it cannot be refilled")
+    return pq.read_table(folder / METADATA).to_pydict()
+
+
+# ---- carrying a plan out ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefillProvenance(Provenance):
+    """Provenance of replacements: the sample stage's columns plus the round and the key each replaces."""
+
+    round: int = 0
+    replaces: tuple[tuple[int, str], ...] = ()  # (seed, replaced key)
+
+    def row(self, cfg: SampleConfig, seed: int) -> dict[str, Any]:
+        return {**super().row(cfg, seed), ROUND_COLUMN: self.round, REPLACES_COLUMN: dict(self.replaces)[seed]}
+
+
+def shard_samples(tar_path: Path) -> dict[str, ShardSample]:
+    """Every sample of a shard, rebuilt from its tar members and its index rows, by key."""
+    members: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(tar_path) as tar:
+        for info in tar:
+            key, _, ext = info.name.partition(".")
+            members.setdefault(key, {})[ext] = tar.extractfile(info).read()
+    samples = {}
+    for row in pq.read_table(tar_path.with_suffix(".parquet")).to_pylist():
+        if row["key"] not in members:  # the index may be one write ahead of its tar
+            continue
+        meta = {k: v for k, v in row.items() if k not in BASE_SCHEMA.names}
+        meta.setdefault(ROUND_COLUMN, 0)
+        meta.setdefault(REPLACES_COLUMN, None)
+        samples[row["key"]] = ShardSample(row["key"], members[row["key"]][row["format"]], row["label"],
+                                          row["class_name"], row["width"], row["height"], row["format"], meta)
+    return samples
+
+
+def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg: SampleConfig,
+                  class_names: list[str]) -> Path:
+    """Generate the round's replacements with the sample stage's code into `_refill/round-NNN.tar` (once)."""
+    path = folder / REFILL_DIR / f"{round_stem(plan.round)}.tar"
+    wanted = [r.key for r in plan.replacements]
+    if path.is_file() and path.with_suffix(".parquet").is_file():
+        if pq.read_table(path.with_suffix(".parquet"), columns=["key"])["key"].to_pylist() == wanted:
+            return path  # published atomically by an earlier attempt of this round
+    reps = plan.replacements
+    shard = ShardPlan(plan.round, path.name, np.array([r.index for r in reps]), np.array([r.label for r in reps]),
+                      tuple(r.seed for r in reps))
+    provenance = RefillProvenance(models.diffusion.sha256, models.autoencoder.sha256, plan.config_hash, plan.round,
+                                  tuple((r.seed, r.replaces) for r in reps))
+    generate_shard(models, shard, cfg, class_names, provenance, path.parent, PREFIX)
+    return path
+
+
+def rewrite_shards(folder: Path, plan: RefillPlan, staged: dict[str, ShardSample]) -> dict[str, dict[str, Any]]:
+    """Rewrite each planned shard as its kept samples then its replacements; their new manifest entries."""
+    entries = {}
+    for name, keep in plan.keep.items():
+        current = shard_samples(folder / name)
+        new = [staged[r.key] for r in plan.replacements if r.shard == name]
+        entries[name] = write_shard(folder / name, [current[k] for k in keep] + new)
+    return entries
+
+
+def commit(folder: Path, manifest: dict[str, Any], plan: RefillPlan, entries: dict[str, dict[str, Any]]) -> dict:
+    """metadata.parquet, then manifest.json recording the round; the verdict of an earlier evaluation is dropped."""
+    shards = [entries.get(s["name"], s) for s in manifest["shards"]]
+    if sum(s["count"] for s in shards) != manifest["num_samples"]:
+        raise RuntimeError(f"refill of {folder} would change its sample count; nothing was committed")
+    before = manifest.get("refill", {})
+    history = [*before.get("history", []), {"round": plan.round, "replaced": len(plan.flagged),
+                                            "criteria": list(plan.criteria)}]
+    record = {"rounds": plan.round, "replaced": sum(h["replaced"] for h in history), "criteria": list(plan.criteria),
+              "next_index": plan.next_index, "history": history}
+    extra = {k: v for k, v in manifest.items() if k not in (*DATASET_FIELDS, "gate_reasons")}
+    return finish_dataset(folder, shards, config=manifest["config"],
+                          extra={**extra, "status": "generated", "refill": record})
+
+
+def tidy(folder: Path, manifest: dict[str, Any]) -> None:
+    """After a commit: the dataset card, and no journal or staging shard left."""
+    card = dataset_card(manifest) + refill_note(manifest["refill"])
+    atomic_write_bytes(folder / "README.md", card.encode())
+    clear_staging(folder)
+    if (folder / REFILL_DIR).is_dir():
+        (folder / REFILL_DIR).rmdir()
+
+
+def clear_staging(folder: Path) -> None:
+    """Remove every journal and staging shard (of a committed round, or of a plan that no longer applies)."""
+    staging = folder / REFILL_DIR
+    for path in sorted(staging.iterdir()) if staging.is_dir() else []:
+        path.unlink()
+
+
+def refill_note(record: dict[str, Any]) -> str:
+    return (f"\n## Refill\n\nFlagged samples ({', '.join(record['criteria'])}) were replaced by new samples of the same "
+            f"label with fresh seeds: {record['replaced']} replaced in {record['rounds']} refill round(s). Columns "
+            "`refill_round` (0: original) and `replaces` (the key a sample replaced); `refill` in `manifest.json`.\n")
+
+
+# ---- the round -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefillProgress:
+    rounds: int  # rounds committed in the manifest
+    pending: int | None  # a journalled round that a crash interrupted, if any
+
+    @property
+    def started(self) -> bool:
+        return self.rounds > 0 or self.pending is not None
+
+
+def pending_plan(folder: Path) -> RefillPlan | None:
+    """The journalled plan that starts from the committed manifest, if a crashed round left one."""
+    if not (folder / MANIFEST).is_file() or not (folder / REFILL_DIR).is_dir():
+        return None
+    sha = sha256_file(folder / MANIFEST)
+    for path in sorted((folder / REFILL_DIR).glob("round-*.json")):
+        plan = RefillPlan.from_json(json.loads(path.read_text()))
+        if plan.base_manifest_sha256 == sha:
+            return plan
+    return None
+
+
+def refill_progress(dataset_dir: str | Path) -> RefillProgress:
+    """Rounds committed in the dataset's manifest and the round a crash left pending (none without a manifest)."""
+    folder = Path(dataset_dir)
+    if not (folder / MANIFEST).is_file():
+        return RefillProgress(0, None)
+    plan = pending_plan(folder)
+    return RefillProgress(read_manifest(folder).get("refill", {}).get("rounds", 0), plan.round if plan else None)
+
+
+def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, models: GenerationModels,
+                   sample_cfg: SampleConfig, seed: int, round: int, criteria: Sequence[str] = ()) -> dict[str, Any]:
+    """Replace `flagged_keys` of the dataset (made with `sample_cfg` and run seed `seed`) in refill round `round`.
+
+    Idempotent: a round the manifest records is not made again; a round a crash interrupted is
+    finished from its journal (then `flagged_keys` may be None). Returns what the round did.
+    """
+    if round < 1:
+        raise SynthgenError(f"refill rounds count from 1, not {round}")
+    folder = Path(dataset_dir)
+    manifest = read_manifest(folder)
+    done = manifest.get("refill", {}).get("rounds", 0)
+    if round <= done:
+        if pending_plan(folder) is None:  # a crash may have come between the commit and the tidying
+            tidy(folder, manifest)
+        return {"round": round, "replaced": manifest["refill"]["history"][round - 1]["replaced"],
+                "num_samples": manifest["num_samples"], "rounds": done, "resumed": True}
+    if round != done + 1:
+        raise SynthgenError(f"refill round {round} of {folder} needs round {round - 1} first ({done} done)")
+    remove_leftovers(folder)
+    remove_leftovers(folder / REFILL_DIR)
+    plan, resumed = resume_or_plan(folder, manifest, flagged_keys, models, sample_cfg, seed, round, criteria)
+    if plan is None:
+        return {"round": round, "replaced": 0, "num_samples": manifest["num_samples"], "rounds": done, "resumed": False}
+    (folder / QUALITY).unlink(missing_ok=True)  # it describes samples that are going
+    staged = {}
+    if plan.replacements:
+        staged = shard_samples(staging_shard(folder, plan, models, sample_cfg, manifest["class_names"]))
+    committed = commit(folder, manifest, plan, rewrite_shards(folder, plan, staged))
+    tidy(folder, committed)
+    log.info("refill round %d of %s: replaced %d samples", round, folder, len(plan.flagged))
+    return {"round": round, "replaced": len(plan.flagged), "num_samples": committed["num_samples"], "rounds": round,
+            "resumed": resumed, "flagged": list(plan.flagged), "replacements": [r.key for r in plan.replacements]}
+
+
+def resume_or_plan(folder: Path, manifest: dict[str, Any], flagged_keys: Sequence[str] | None,
+                   models: GenerationModels, cfg: SampleConfig, seed: int, round: int,
+                   criteria: Sequence[str]) -> tuple[RefillPlan | None, bool]:
+    """The interrupted round's journalled plan (resumed: True), else a new journalled one (None: nothing flagged)."""
+    plan = pending_plan(folder)
+    if plan is not None:
+        if plan.round != round:
+            raise SynthgenError(f"{folder} has an interrupted refill round {plan.round}; finish it before round {round}")
+        if flagged_keys is not None and set(flagged_keys) != set(plan.flagged):
+            log.warning("refill round %d of %s resumes its journal, which names other flagged keys", round, folder)
+        if run_key(cfg, seed, models.diffusion.sha256, models.autoencoder.sha256) != plan.config_hash:
+            raise SynthgenError(f"the interrupted refill round {round} of {folder} was planned with other sample "
+                                "params, seed or checkpoints; resume it with those")
+        return plan, True
+    if flagged_keys is None:
+        raise SynthgenError(f"no interrupted refill round to resume in {folder}; pass the flagged keys")
+    if not flagged_keys:
+        return None, False
+    rows = committed_rows(folder, manifest)
+    config_hash = check_made_by(rows, models, cfg, seed)
+    plan = make_plan(folder, manifest, flagged_keys, round, seed, criteria, rows, config_hash)
+    clear_staging(folder)
+    atomic_write_json(plan_path(folder, round), plan.to_json())
+    return plan, False

@@ -1,0 +1,312 @@
+"""Refill: flagged samples leave the shards, replacements with new seeds and the same labels take their place."""
+import glob
+import shutil
+import tarfile
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import webdataset as wds
+
+from synthgen.config import ConfigError, load_params
+from synthgen.config.evaluate import RefillConfig
+from synthgen.config.sample import SampleConfig
+from synthgen.errors import SynthgenError
+from synthgen.generate import refill as refill_module
+from synthgen.generate.models import load_models
+from synthgen.generate.plan import sample_seed
+from synthgen.generate.refill import refill_dataset, refill_progress, select_flagged
+from synthgen.generate.regenerate import regenerate
+from synthgen.generate.run import build_plan, finish_run, run_key
+from synthgen.generate.shard_sampler import Provenance, generate_shard
+from synthgen.shards import read_manifest, verify_dataset
+from synthgen.shards import manifest as manifest_module
+from tests.tiny_models import CLASS_NAMES, write_tiny_models
+
+SEED = 7
+CFG = SampleConfig.model_validate(dict(num_images=12, images_per_shard=5, batch_size=4, device="cpu", encode_workers=0,
+                                       sampler={"name": "ddim", "steps": 3, "eta": 0.5}))
+FLAGGED = ["synthetic-000000001", "synthetic-000000010", "synthetic-000000011"]  # the last shard holds only 10 and 11
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return write_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def models(models_dir):
+    return load_models(*models_dir, "cpu")
+
+
+@pytest.fixture(scope="module")
+def original(models, tmp_path_factory):
+    """A 12-image dataset in shards of 5, 5 and 2, written by the sample stage's own code."""
+    folder = tmp_path_factory.mktemp("original")
+    plan = build_plan(CFG, CLASS_NAMES, SEED)
+    key = run_key(CFG, SEED, models.diffusion.sha256, models.autoencoder.sha256)
+    provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
+    entries = [generate_shard(models, plan.shard(i), CFG, CLASS_NAMES, provenance, folder) for i in range(plan.num_shards)]
+    run = {"seed": SEED, "diffusion_sha256": models.diffusion.sha256, "autoencoder_sha256": models.autoencoder.sha256,
+           "config_hash": key, "out": str(folder)}
+    finish_run(folder, plan, entries, CLASS_NAMES, {"sample": CFG.model_dump(mode="json")}, run)
+    return folder
+
+
+def write_quality(folder, near_duplicate=(), misclassified=()):
+    """A fake evaluation: quality.parquet flagging the given keys."""
+    rows = pq.read_table(folder / "metadata.parquet").to_pylist()
+    pq.write_table(pa.table({
+        "key": [r["key"] for r in rows],
+        "predicted_label": [(r["label"] + 1) % 3 if r["key"] in misclassified else r["label"] for r in rows],
+        "near_duplicate": [r["key"] in near_duplicate for r in rows],
+    }), folder / "quality.parquet")
+
+
+def copy_of(original, path):
+    shutil.copytree(original, path)
+    write_quality(path, near_duplicate=FLAGGED)
+    return path
+
+
+def refill(folder, models, flagged=FLAGGED, round=1):
+    return refill_dataset(folder, flagged, models, CFG, SEED, round, ("near_duplicate",))
+
+
+@pytest.fixture(scope="module")
+def reference(original, models, tmp_path_factory):
+    """One uninterrupted refill round: the bytes every interrupted one must end with."""
+    folder = copy_of(original, tmp_path_factory.mktemp("reference") / "ds")
+    refill(folder, models)
+    return folder
+
+
+def metadata(folder):
+    return {r["key"]: r for r in pq.read_table(folder / "metadata.parquet").to_pylist()}
+
+
+def tar_keys(folder) -> list[str]:
+    """Keys as a consumer reading the raw tars with webdataset sees them."""
+    urls = sorted(glob.glob(str(folder / "synthetic-*.tar")))
+    return [s["__key__"] for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False)]
+
+
+def tree_bytes(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_flagged_samples_are_replaced_with_new_seeds_and_the_same_labels(original, reference):
+    before, after = metadata(original), metadata(reference)
+    new = [f"synthetic-{i:09d}" for i in (12, 13, 14)]
+    assert len(after) == 12 == read_manifest(reference)["num_samples"]
+    assert not set(FLAGGED) & set(after) and set(new) <= set(after)
+    for key, replaced in zip(new, FLAGGED):
+        row = after[key]
+        assert row["replaces"] == replaced and row["refill_round"] == 1
+        assert row["label"] == before[replaced]["label"] and row["shard"] == before[replaced]["shard"]
+        assert row["seed"] == sample_seed(SEED, int(key[-9:]))
+        assert row["config_hash"] == before[replaced]["config_hash"]
+    kept = [r for k, r in after.items() if k not in new]
+    assert all(r["refill_round"] == 0 and r["replaces"] is None for r in kept)
+    assert len({r["seed"] for r in after.values()} | {before[k]["seed"] for k in FLAGGED}) == 15  # never reused
+    assert sorted(tar_keys(reference)) == sorted(after) and len(tar_keys(reference)) == 12
+    with tarfile.open(reference / "synthetic-000002.tar") as tar:
+        assert not [n for n in tar.getnames() if n.split(".")[0] in FLAGGED]
+
+
+def test_manifest_records_the_round_and_the_dataset_verifies(original, reference):
+    manifest = read_manifest(reference)
+    assert verify_dataset(reference) == []
+    assert [(s["name"], s["count"]) for s in manifest["shards"]] == [
+        (s["name"], s["count"]) for s in read_manifest(original)["shards"]]
+    assert manifest["refill"]["rounds"] == 1 and manifest["refill"]["replaced"] == 3
+    assert manifest["refill"]["criteria"] == ["near_duplicate"] and manifest["status"] == "generated"
+    assert not (reference / "quality.parquet").exists() and not (reference / "_refill").exists()
+    assert "## Refill" in (reference / "README.md").read_text()
+
+
+def test_a_replacement_can_be_regenerated_from_its_row(reference, models_dir):
+    assert regenerate(reference, "synthetic-000000013", *models_dir).matches
+
+
+def test_refill_is_deterministic(original, reference, models, tmp_path):
+    again = copy_of(original, tmp_path / "again")
+    refill(again, models)
+    assert tree_bytes(again) == tree_bytes(reference)
+
+
+def test_second_round_continues_the_indices(reference, models, tmp_path):
+    folder = tmp_path / "ds"
+    shutil.copytree(reference, folder)
+    summary = refill(folder, models, ["synthetic-000000000", "synthetic-000000013"], round=2)
+    rows = metadata(folder)
+    assert summary["replacements"] == ["synthetic-000000015", "synthetic-000000016"] and len(rows) == 12
+    assert rows["synthetic-000000016"]["replaces"] == "synthetic-000000013"
+    assert rows["synthetic-000000016"]["refill_round"] == 2 and rows["synthetic-000000012"]["refill_round"] == 1
+    record = read_manifest(folder)["refill"]
+    assert record["rounds"] == 2 and record["replaced"] == 5 and record["next_index"] == 17
+    assert sorted(tar_keys(folder)) == sorted(rows) and verify_dataset(folder) == []
+    assert refill(folder, models, [], round=2)["resumed"]  # a recorded round is not made again
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_on(monkeypatch, module, name, after_calls=0):
+    real, calls = getattr(module, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > after_calls:
+            raise Crash(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, failing)
+
+
+@pytest.mark.parametrize("module,name,after_calls", [
+    (refill_module, "generate_shard", 0),  # before any shard is touched
+    (refill_module, "write_shard", 2),  # two shards rewritten, one not
+    (manifest_module, "atomic_write_json", 0),  # new metadata.parquet, old manifest
+    (refill_module, "tidy", 0),  # committed, journal and staging shard still there
+])
+def test_a_crashed_round_reruns_to_the_same_bytes(original, reference, models, tmp_path, monkeypatch,
+                                                  module, name, after_calls):
+    folder = copy_of(original, tmp_path / "ds")
+    with monkeypatch.context() as m:
+        crash_on(m, module, name, after_calls)
+        with pytest.raises(Crash):
+            refill(folder, models)
+    if name != "tidy":
+        assert refill_progress(folder).pending == 1
+    refill(folder, models)
+    assert tree_bytes(folder) == tree_bytes(reference)
+    assert len(tar_keys(folder)) == 12
+
+
+def test_an_interrupted_round_resumes_from_its_journal(original, reference, models, tmp_path, monkeypatch):
+    folder = copy_of(original, tmp_path / "ds")
+    with monkeypatch.context() as m:
+        crash_on(m, refill_module, "write_shard", 1)
+        with pytest.raises(Crash):
+            refill(folder, models)
+    assert refill_progress(folder).started and not (folder / "quality.parquet").exists()
+    assert refill(folder, models, flagged=None)["resumed"]
+    assert tree_bytes(folder) == tree_bytes(reference)
+
+
+def test_select_flagged_by_criteria(original, tmp_path):
+    folder = tmp_path / "ds"
+    shutil.copytree(original, folder)
+    write_quality(folder, near_duplicate=["synthetic-000000003"], misclassified=["synthetic-000000005"])
+    assert select_flagged(folder, ["near_duplicate"]) == ["synthetic-000000003"]
+    assert select_flagged(folder, ["misclassified"]) == ["synthetic-000000005"]
+    assert select_flagged(folder, ["near_duplicate", "misclassified"]) == ["synthetic-000000003", "synthetic-000000005"]
+    with pytest.raises(SynthgenError, match="choose one or more of"):
+        select_flagged(folder, ["blurry"])
+    table = pq.read_table(folder / "quality.parquet")
+    pq.write_table(table.slice(1), folder / "quality.parquet")
+    with pytest.raises(SynthgenError, match="no row for 1 samples .* evaluate the dataset again"):
+        select_flagged(folder, ["near_duplicate"])
+
+
+def test_refuses_other_params_and_unknown_keys(original, models, tmp_path):
+    folder = copy_of(original, tmp_path / "ds")
+    with pytest.raises(SynthgenError, match="refill with the params, seed and models that made it"):
+        refill_dataset(folder, FLAGGED, models, CFG, SEED + 1, 1)
+    with pytest.raises(SynthgenError, match="are not samples of"):
+        refill(folder, models, ["synthetic-000000099"])
+    with pytest.raises(SynthgenError, match="needs round 1 first"):
+        refill(folder, models, round=2)
+    assert refill(folder, models, [])["replaced"] == 0 and "refill" not in read_manifest(folder)
+    assert tree_bytes(original) == {k: v for k, v in tree_bytes(folder).items() if k != "quality.parquet"}
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("evaluate:\n  refill:\n    criteria: [blurry]\n", "evaluate.refill.criteria.0 = 'blurry': Input should be"),
+    ("evaluate:\n  refill:\n    max_rounds: 0\n", "evaluate.refill.max_rounds = 0: Input should be greater than or equal to 1"),
+    ("evaluate:\n  refill:\n    criteria: []\n", "evaluate.refill.criteria = []"),
+    ("evaluate:\n  refill:\n    criteria: [misclassified, misclassified]\n", "names a criterion twice"),
+])
+def test_bad_refill_config_is_one_line(tmp_path, text, fragment):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+# ---- the release flow's loop, with fakes for evaluation and refill ---------------------------
+
+
+def fake_release(monkeypatch, verdicts, flagged, rounds_done=0, enabled=True, max_rounds=3):
+    import flows.release as release_flow
+
+    calls = {"evaluate": 0, "refill": []}
+
+    def evaluate(**kwargs):
+        status = verdicts[min(calls["evaluate"], len(verdicts) - 1)]
+        calls["evaluate"] += 1
+        if status == "rejected":
+            raise release_flow.GateRejected("rejected")
+
+    monkeypatch.setattr(release_flow, "evaluate", evaluate)
+    monkeypatch.setattr(release_flow, "flagged_task", lambda target, criteria: flagged[len(calls["refill"])])
+    monkeypatch.setattr(release_flow, "refill_task", lambda target, keys, cfg, seed, round, criteria:
+                        calls["refill"].append((round, keys)))
+    monkeypatch.setattr(release_flow, "refill_progress", lambda target: refill_module.RefillProgress(rounds_done, None))
+    params = SimpleNamespace(sample=CFG, evaluate=SimpleNamespace(refill=RefillConfig(enabled=enabled, max_rounds=max_rounds)))
+    return release_flow, params, calls
+
+
+def test_release_refills_until_nothing_is_flagged(monkeypatch, tmp_path):
+    flow, params, calls = fake_release(monkeypatch, ["rejected", "rejected", "published"], [["a", "b"], ["c"], []])
+    flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    assert calls["refill"] == [(1, ["a", "b"]), (2, ["c"])] and calls["evaluate"] == 3
+
+
+def test_release_stops_after_max_rounds_and_gates_the_last_evaluation(monkeypatch, tmp_path):
+    flow, params, calls = fake_release(monkeypatch, ["rejected"], [["a"]] * 5, max_rounds=2)
+    with pytest.raises(flow.GateRejected):
+        flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    assert [r for r, _ in calls["refill"]] == [1, 2] and calls["evaluate"] == 3
+
+
+def test_release_resumes_after_the_recorded_rounds(monkeypatch, tmp_path):
+    flow, params, calls = fake_release(monkeypatch, ["published"], [["a"]] * 5, rounds_done=2, max_rounds=3)
+    flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    assert [r for r, _ in calls["refill"]] == [3]
+
+
+def test_release_without_refill_evaluates_once(monkeypatch, tmp_path):
+    flow, params, calls = fake_release(monkeypatch, ["rejected"], [["a"]], enabled=False)
+    with pytest.raises(flow.GateRejected):
+        flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    assert calls == {"evaluate": 1, "refill": []}
+
+
+
+def test_refill_task_bodies(original, reference, models_dir, tmp_path):
+    from tasks.refill import flagged_task, refill_task
+
+    folder = copy_of(original, tmp_path / "ds")
+    flagged = flagged_task.fn(str(folder), ("near_duplicate",))
+    assert refill_task.fn(str(folder), flagged, CFG, SEED, 1, ("near_duplicate",), *models_dir)["replaced"] == 3
+    assert tree_bytes(folder) == tree_bytes(reference)
+
+
+@pytest.mark.parametrize("progress,sampled,resumed", [
+    (refill_module.RefillProgress(0, None), True, []),
+    (refill_module.RefillProgress(1, None), False, []),
+    (refill_module.RefillProgress(1, 2), False, [(2, None)]),
+])
+def test_a_refilled_release_is_not_sampled_again(monkeypatch, tmp_path, progress, sampled, resumed):
+    flow, params, calls = fake_release(monkeypatch, ["published"], [[]])
+    monkeypatch.setattr(flow, "refill_progress", lambda target: progress)
+    monkeypatch.setattr(flow, "run_sample", lambda *args, **kwargs: calls.setdefault("sampled", True))
+    flow.sample_release(params, "params.yaml", tmp_path, SEED)
+    assert calls.get("sampled", False) == sampled and calls["refill"] == resumed
