@@ -43,9 +43,10 @@ from synthgen.diffusion.noise import SampleGenerators
 from synthgen.generate.models import GenerationModels, load_models
 from synthgen.generate.plan import SamplingPlan, ShardPlan, sample_key
 from synthgen.generate.run import PREFIX, build_plan, finish_run, pending_shards, run_key
-from synthgen.generate.shard_sampler import (SAMPLER_STREAM, Provenance, autocast, batches, generate_pixels,
+from synthgen.generate.shard_sampler import (SAMPLER_STREAM, Provenance, batches, generate_pixels,
                                              generate_shard, initial_noise, stream_seed)
 from synthgen.imaging import encode_image, to_uint8
+from synthgen.precision import bf16_autocast
 from synthgen.shards import ShardSample, write_shard
 from synthgen.shards.progress import record_done
 
@@ -139,7 +140,7 @@ def noise_for(models: GenerationModels, labels: np.ndarray, seeds: list[int]):
 def denoise(models: GenerationModels, cfg: SampleConfig, x_T, labels, generators, model=None) -> torch.Tensor:
     """The sampler loop over eps_fn, as generate_pixels runs it (`model` replaces the denoiser network)."""
     d = models.diffusion
-    with autocast(models, cfg):
+    with bf16_autocast(models.device, cfg.bf16):
         eps_fn = eps_fn_from_model(model or d.model, d.schedule, d.prediction_type, labels=labels,
                                    guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label)
         return sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
@@ -188,7 +189,7 @@ def timed_pixels(models: GenerationModels, cfg: SampleConfig, labels: np.ndarray
     seconds = {"noise": (clock.lap(), clock.cpu)}
     z0 = denoise(models, cfg, x_T, y, generators)
     seconds["denoise"] = (clock.lap(), clock.cpu)
-    with autocast(models, cfg):
+    with bf16_autocast(models.device, cfg.bf16):
         images = models.autoencoder.decode(z0.float())
     seconds["decode"] = (clock.lap(), clock.cpu)
     pixels = to_uint8(images.float())

@@ -9,7 +9,6 @@ features to as many real val images. Stage `sweep_samplers` writes the rows as `
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import time
@@ -26,8 +25,9 @@ from synthgen.config.diffusion import SamplerConfig
 from synthgen.diffusion.sample import sample_with_config
 from synthgen.evaluation.features import embed_pixels, seeded_subset
 from synthgen.evaluation.trained import TrainedClassifier
-from synthgen.imaging import to_uint8
+from synthgen.ldm.stage import decode_to_pixels
 from synthgen.ldm.trained import TrainedDiffusion
+from synthgen.precision import bf16_autocast
 from synthgen.metrics.frechet import frechet_distance
 from synthgen.shards import read_arrays
 
@@ -56,13 +56,6 @@ class TimedEpsFn:
         return eps
 
 
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA when asked; a no-op elsewhere."""
-    if device.type == "cuda" and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @dataclass
 class SampledRun:
     latents: torch.Tensor  # scaled latents z0, float32
@@ -80,7 +73,7 @@ def run_sampler(model: TrainedDiffusion, sampler: SamplerConfig, x_T: torch.Tens
     generator = torch.Generator(device).manual_seed(seed)
     timed.sync()
     start = time.perf_counter()
-    with autocast(device, bf16):
+    with bf16_autocast(device, bf16):
         z = sample_with_config(timed, x_T, model.schedule, sampler, generator)
     timed.sync()
     return SampledRun(z.float(), time.perf_counter() - start, timed.seconds, timed.calls)
@@ -110,13 +103,6 @@ class ClassifierScore:
         return {"conditional_accuracy": accuracy, "fd": frechet_distance(embedding.features, self.real)}
 
 
-def decode(autoencoder: TrainedAutoencoder, z: torch.Tensor, bf16: bool = True) -> np.ndarray:
-    """uint8 images (N, H, W, 3) from scaled latents."""
-    device = next(autoencoder.model.parameters()).device
-    with torch.no_grad(), autocast(device, bf16):
-        return to_uint8(autoencoder.decode(z.to(device)).float())
-
-
 def sweep_labels(num_classes: int, per_class: int) -> torch.Tensor:
     """`per_class` requests of every class, class after class (one unconditional block if num_classes is 0)."""
     return torch.arange(max(num_classes, 1)).repeat_interleave(per_class)
@@ -135,7 +121,7 @@ def sweep_samplers(model: TrainedDiffusion, autoencoder: TrainedAutoencoder, bas
         for count in steps:
             run = run_sampler(model, base.model_copy(update={"name": name, "steps": count}), x_T, conditional,
                               seed + 1, bf16)
-            pixels = decode(autoencoder, run.latents, bf16)
+            pixels = decode_to_pixels(autoencoder, run.latents, device, bf16)
             row = {"sampler": name, "steps": count, "nfe": run.nfe, "seconds": run.seconds,
                    "overhead": 1 - run.model_seconds / run.seconds, "images_per_s": len(labels) / run.seconds,
                    "latent_mean": run.latents.mean().item(), "latent_std": run.latents.std().item()}

@@ -5,7 +5,6 @@ on which batch or worker it ran in.
 """
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels
 from synthgen.generate.plan import ShardPlan, sample_key
 from synthgen.imaging import encode_image, to_uint8
+from synthgen.precision import bf16_autocast
 from synthgen.shards import ShardSample, write_shard
 
 NOISE_STREAM, SAMPLER_STREAM = 0, 1  # sub-streams of a sample's seed: x_T, and the sampler's own noise
@@ -55,12 +55,6 @@ class Provenance:
         }
 
 
-def autocast(models: GenerationModels, cfg: SampleConfig):
-    if models.device.type == "cuda" and cfg.bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[int], cfg: SampleConfig) -> np.ndarray:
     """uint8 images (N, H, W, 3) for the given labels and per-sample seeds."""
@@ -70,7 +64,7 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     generators = SampleGenerators([stream_seed(s, SAMPLER_STREAM) for s in seeds], models.device)
     denoiser = in_fixed_batches(d.model, cfg.micro_batch)
     decoder = in_fixed_batches(models.autoencoder.decode, cfg.micro_batch)
-    with autocast(models, cfg):
+    with bf16_autocast(models.device, cfg.bf16):
         eps_fn = eps_fn_from_model(denoiser, d.schedule, d.prediction_type, labels=y,
                                    guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label)
         z0 = sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)

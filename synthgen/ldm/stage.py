@@ -17,7 +17,6 @@ the model unconditional). config.json records the resolved values.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import time
@@ -37,6 +36,7 @@ from synthgen.errors import SynthgenError
 from synthgen.imaging import save_grid, to_uint8
 from synthgen.ldm.trained import TrainedDiffusion, load_diffusion, write_trained
 from synthgen.models.unet import UNet
+from synthgen.precision import bf16_autocast
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.loop import MAIN, train
 from synthgen.training.rng import derive_seed, seeded_cpu_rng
@@ -188,7 +188,7 @@ def generate_preview(trained: TrainedDiffusion, labels: torch.Tensor, seed: int,
     for start in range(0, len(labels), BATCH):
         part = slice(start, start + BATCH)
         batch_labels = labels[part].to(device) if trained.num_classes > 0 else None
-        with autocast(device, bf16):
+        with bf16_autocast(device, bf16):
             z = trained.sample_latents(batch_labels, preview, x_T[part].to(device), g_sampler)
         out.append(z.float().cpu())
     return torch.cat(out)
@@ -199,16 +199,9 @@ def decode_to_pixels(autoencoder: TrainedAutoencoder, z: torch.Tensor, device: t
     """uint8 images (N, H, W, C) decoded from scaled latents."""
     parts = []
     for start in range(0, len(z), BATCH):
-        with autocast(device, bf16):
+        with bf16_autocast(device, bf16):
             parts.append(to_uint8(autoencoder.decode(z[start : start + BATCH].to(device)).float()))
     return np.concatenate(parts)
-
-
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA when asked; a no-op elsewhere."""
-    if device.type == "cuda" and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_dir: str | Path,

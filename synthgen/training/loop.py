@@ -28,6 +28,7 @@ from tqdm import tqdm
 from synthgen.atomic import canonical_json, remove_leftovers
 from synthgen.config.training import TrainConfig
 from synthgen.errors import SynthgenError
+from synthgen.precision import bf16_autocast
 from synthgen.training.batches import BatchOrder, take_batch
 from synthgen.training.checkpoint import (
     CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
@@ -216,11 +217,6 @@ class Run:
         save_checkpoint(self.checkpoint_dir, state, self.cfg.keep_checkpoints)
 
     # ---- one step ---------------------------------------------------------------------------
-    def autocast(self):
-        if self.ctx.device.type == "cuda" and self.cfg.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimizer step of every network the objective returned a loss for."""
         # 1) this rank's slice of the batch, and the warmed-up learning rate
@@ -231,7 +227,7 @@ class Run:
             for group in opt.param_groups:
                 group["lr"] = lr
         # 2) losses, one backward pass through their sum
-        with self.autocast():
+        with bf16_autocast(self.ctx.device, self.cfg.bf16):
             losses, logs = self.objective(self.wrapped, batch, self.generator, self.step)
         if MAIN not in losses:
             raise SynthgenError(f"the objective must return a loss for {MAIN!r}; it returned {sorted(losses)}")
