@@ -20,7 +20,7 @@ def sweep_samplers_task(cfg: EvaluateConfig, sample: SampleConfig, diffusion: st
                         prepared: str, out: str) -> dict:
     """Every sampler at every step count of `cfg.sweep`, scored by the feature classifier."""
     return run_sweep(cfg, sample.sampler, diffusion, autoencoder, classifier, prepared, out, device=sample.device,
-                     threads=sample.cpu_threads, bf16=sample.bf16)
+                     threads=cfg.sweep.cpu_threads, bf16=sample.bf16)
 
 
 @task(cache_policy=NO_CACHE)

@@ -13,7 +13,7 @@ from synthgen.errors import SynthgenError
 from synthgen.training import MAIN, train
 from synthgen.training.batches import BatchOrder
 from synthgen.training.ema import EMA
-from synthgen.training.schedule import warmup_lr
+from synthgen.training.schedule import learning_rate, warmup_lr
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -133,6 +133,10 @@ def test_batch_order_is_a_pure_function_of_seed_and_step():
 def test_linear_warmup():
     assert [warmup_lr(s, 1.0, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert warmup_lr(0, 0.3, 0) == 0.3
+    cosine = [learning_rate(s, 1.0, 2, 12, "cosine") for s in range(13)]
+    assert cosine[:3] == [0.5, 1.0, 1.0] and cosine[7] == pytest.approx(0.55) and cosine[12] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(cosine[1:], cosine[2:]))
+    assert [learning_rate(s, 1.0, 2, 12, "constant") for s in range(13)] == [warmup_lr(s, 1.0, 2) for s in range(13)]
 
 
 def test_ema_tracks_with_warmed_up_decay():

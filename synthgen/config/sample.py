@@ -29,7 +29,7 @@ class SampleConfig(Section):
     compile: bool = False  # torch.compile the denoiser (CUDA)
     channels_last: bool = False  # channels_last memory format (CUDA)
     task_runner: Literal["local", "ray"] = "local"  # Prefect task runner for the per-shard tasks
-    max_workers: int = Field(1, ge=1, le=1024)  # local runner: shards in flight at once
+    max_workers: int = Field(2, ge=1, le=1024)  # local runner: shards in flight at once (one per core with cpu_threads 1)
     ray_address: str | None = None  # ray: address of an existing cluster; None starts a local one
     ray_num_gpus: float = Field(0.0, ge=0.0)  # ray: GPUs each shard task asks for (1 = one shard per GPU)
     ray_num_cpus: float = Field(1.0, gt=0.0)  # ray: CPUs each shard task asks for

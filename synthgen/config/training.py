@@ -14,7 +14,8 @@ class TrainConfig(Section):
     steps: int = Field(2000, ge=1, le=10_000_000)  # optimizer steps in total (a resumed run continues to this)
     batch_size: int = Field(64, ge=1, le=65_536)  # global batch; under torchrun each rank takes batch_size / world_size
     lr: float = Field(2e-4, gt=0.0, le=1.0)  # peak learning rate of every optimizer, reached after warmup
-    warmup_steps: int = Field(100, ge=0)  # linear warmup from lr / warmup_steps to lr; constant afterwards
+    warmup_steps: int = Field(100, ge=0)  # linear warmup from lr / warmup_steps to lr
+    lr_decay: Literal["constant", "cosine"] = "constant"  # after warmup: constant, or a cosine down to lr / 10 at `steps`
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)  # AdamW decoupled weight decay
     beta1: float = Field(0.9, ge=0.0, lt=1.0)  # AdamW first-moment decay
     beta2: float = Field(0.999, ge=0.0, lt=1.0)  # AdamW second-moment decay

@@ -39,7 +39,7 @@ from synthgen.training.distributed import (
 from synthgen.training.ema import EMA
 from synthgen.training.metrics_log import MetricsLog
 from synthgen.training.rng import capture_rng, derive_seed, make_generator, restore_rng
-from synthgen.training.schedule import warmup_lr
+from synthgen.training.schedule import learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class Run:
         """One optimizer step of every network the objective returned a loss for."""
         # 1) this rank's slice of the batch, and the warmed-up learning rate
         batch = take_batch(self.data, self.order.indices(self.step), self.ctx.device, self.cfg.channels_last)
-        lr = warmup_lr(self.step, self.cfg.lr, self.cfg.warmup_steps)
+        lr = learning_rate(self.step, self.cfg.lr, self.cfg.warmup_steps, self.cfg.steps, self.cfg.lr_decay)
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
             for group in opt.param_groups:
