@@ -99,7 +99,7 @@ class PreviewConfig(SamplerConfig):
 
 DEFAULT_TRAIN = TrainConfig(
     steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
-    checkpoint_every=500, log_every=25, cpu_threads=1,
+    checkpoint_every=500, log_every=25, cpu_threads=0,
 )
 
 
