@@ -44,7 +44,7 @@ class AutoencoderModelConfig(Section):
 # About 1.5 minutes on an idle 2-core CPU for 32 px shapes, val PSNR ~31 dB (see the stage's report).
 DEFAULT_TRAIN = TrainConfig(
     steps=1200, batch_size=16, lr=2e-3, warmup_steps=50, grad_clip=1.0, ema_decay=0.999,
-    checkpoint_every=400, log_every=20, cpu_threads=0,
+    checkpoint_every=400, log_every=20, cpu_threads=0, cpu_bf16=True,
 )
 
 

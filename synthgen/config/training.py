@@ -27,7 +27,8 @@ class TrainConfig(Section):
     seed: int = Field(0, ge=0)  # seeds batch order, noise and weight init of the stage
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     cpu_threads: int = Field(0, ge=0, le=1024)  # torch intra-op threads; 0 = torch's default (use 1 on a busy shared CPU)
-    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    bf16: bool = True  # bf16 autocast on CUDA
+    cpu_bf16: bool = False  # also on CPUs with native bf16 (AVX512-BF16, AMX; ~1.4x faster); ignored on others
     compile: bool = False  # torch.compile the networks (CUDA; slow to start)
     channels_last: bool = False  # channels_last memory format for networks and 4-D batches (CUDA)
     progress: bool = True  # tqdm bar with loss and images/s on rank 0

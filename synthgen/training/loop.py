@@ -227,7 +227,7 @@ class Run:
             for group in opt.param_groups:
                 group["lr"] = lr
         # 2) losses, one backward pass through their sum
-        with bf16_autocast(self.ctx.device, self.cfg.bf16):
+        with bf16_autocast(self.ctx.device, self.cfg.bf16, cpu=self.cfg.cpu_bf16):
             losses, logs = self.objective(self.wrapped, batch, self.generator, self.step)
         if MAIN not in losses:
             raise SynthgenError(f"the objective must return a loss for {MAIN!r}; it returned {sorted(losses)}")
