@@ -27,8 +27,8 @@ from synthgen.evaluation.features import embed_pixels, seeded_subset
 from synthgen.evaluation.trained import TrainedClassifier
 from synthgen.ldm.stage import decode_to_pixels
 from synthgen.ldm.trained import TrainedDiffusion
-from synthgen.precision import bf16_autocast
 from synthgen.metrics.frechet import frechet_distance
+from synthgen.precision import bf16_autocast
 from synthgen.shards import read_arrays
 
 COLUMNS = ("sampler", "steps", "nfe", "seconds", "overhead", "images_per_s", "latent_mean", "latent_std",
