@@ -40,6 +40,7 @@ from synthgen.config.diffusion import SamplerConfig
 from synthgen.config.sample import SampleConfig
 from synthgen.diffusion import eps_fn_from_model, sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
+from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels, load_models
 from synthgen.generate.plan import SamplingPlan, ShardPlan, sample_key
 from synthgen.generate.run import PREFIX, build_plan, finish_run, pending_shards, run_key
@@ -138,10 +139,12 @@ def noise_for(models: GenerationModels, labels: np.ndarray, seeds: list[int]):
 
 @torch.no_grad()
 def denoise(models: GenerationModels, cfg: SampleConfig, x_T, labels, generators, model=None) -> torch.Tensor:
-    """The sampler loop over eps_fn, as generate_pixels runs it (`model` replaces the denoiser network)."""
+    """The sampler loop over eps_fn, as generate_pixels runs it: the network (or `model` in its place) called
+    on fixed chunks of `sample.micro_batch` rows."""
     d = models.diffusion
+    network = in_fixed_batches(model or d.model, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
-        eps_fn = eps_fn_from_model(model or d.model, d.schedule, d.prediction_type, labels=labels,
+        eps_fn = eps_fn_from_model(network, d.schedule, d.prediction_type, labels=labels,
                                    guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label)
         return sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
 

@@ -20,7 +20,7 @@ class SampleConfig(Section):
     class_counts: dict[str, int] | None = None  # class_mix=counts: class name -> exact count (sum = num_images)
     sampler: SamplerConfig = SamplerConfig()  # sampler, steps, eta and guidance scale
     batch_size: int = Field(125, ge=1, le=65_536)  # images sampled together; never changes the bytes
-    micro_batch: int = Field(16, ge=1, le=65_536)  # rows per network call (padded): fixes the numerics, so part of the bytes
+    micro_batch: int = Field(64, ge=1, le=65_536)  # rows per network call (padded): fixes the numerics, so part of the bytes
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding of the synthetic images
     encode_workers: int = Field(2, ge=0, le=256)  # threads that PNG-encode while the model runs; 0 = inline
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
