@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from synthgen.diffusion import NoiseSchedule, convert, diffusion_loss, loss_weight, training_target
+from synthgen.diffusion.losses import sample_timesteps
 from synthgen.diffusion.parameterization import PREDICTION_TYPES, to_epsilon, to_x0
 
 SCHEDULE = NoiseSchedule.linear(1000)
@@ -129,6 +130,29 @@ def test_loss_draws_timesteps_from_the_generator():
         diffusion_loss(model, x0, None, SCHEDULE, generator=torch.Generator().manual_seed(seed))
     assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
     assert 0 <= seen[0].min() and seen[0].max() <= 999
+
+
+def test_uniform_timesteps_are_the_plain_randint_draws():
+    drawn = sample_timesteps(256, 1000, torch.Generator().manual_seed(3), "cpu")
+    assert torch.equal(drawn, torch.randint(0, 1000, (256,), generator=torch.Generator().manual_seed(3)))
+
+
+def test_logit_normal_timesteps_concentrate_on_the_middle_and_shift_with_the_mean():
+    """t/T = sigmoid(N(m, s^2)): the median is T * sigmoid(m), and |logit(t/T) - m| < s about 68% of the time."""
+    draw = lambda mean, seed=0: sample_timesteps(20_000, 1000, torch.Generator().manual_seed(seed), "cpu",  # noqa: E731
+                                                 "logit_normal", mean, 1.0)
+    centred, noisier = draw(0.0), draw(1.0)
+    assert centred.dtype == torch.long and 0 <= centred.min() and centred.max() <= 999
+    assert torch.equal(centred, draw(0.0)) and not torch.equal(centred, draw(0.0, seed=1))
+    assert centred.float().median().item() == pytest.approx(500, abs=10)
+    assert noisier.float().median().item() == pytest.approx(1000 * torch.sigmoid(torch.tensor(1.0)).item(), abs=10)
+    within_one_std = ((centred >= 269) & (centred <= 731)).float().mean().item()  # sigmoid(+-1) = 0.269, 0.731
+    assert within_one_std == pytest.approx(0.683, abs=0.02)
+
+
+def test_unknown_timestep_sampling_lists_the_allowed_names():
+    with pytest.raises(ValueError, match="uniform, logit_normal"):
+        sample_timesteps(4, 1000, torch.Generator(), "cpu", "cosine")
 
 
 def test_loss_needs_a_generator():

@@ -54,6 +54,15 @@ def test_shapes_vary_and_stand_out_from_their_background():
     assert np.all(spread > 80)
 
 
+def test_shape_size_must_fit_the_image():
+    with pytest.raises(ValidationError, match="must fit the image"):
+        DataConfig(shape_size=(0.2, 0.5))
+    bigger, _, _ = render_shapes(12, 32, seed=0, size=(0.38, 0.4))
+    smaller, _, _ = render_shapes(12, 32, seed=0, size=(0.05, 0.06))
+    background_share = [np.mean(np.all(np.abs(p.astype(int) - p[0, 0]) < 40, axis=-1)) for p in (bigger, smaller)]
+    assert background_share[0] < background_share[1]
+
+
 @pytest.mark.parametrize("resolution", [15, 257])
 def test_shapes_refuse_resolutions_outside_16_to_256(resolution):
     with pytest.raises(ValueError, match="16 to 256"):

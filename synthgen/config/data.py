@@ -42,6 +42,7 @@ class DataConfig(Section):
     resolution: int = Field(32, ge=16, le=256)  # output images are resolution x resolution (shorter side resized, then centre-cropped)
     num_images: int = Field(2400, ge=1, le=1_000_000)  # images rendered by the shapes source (ignored by the others)
     seed: int = Field(0, ge=0)  # seeds the shapes renderer
+    shape_size: tuple[float, float] = (0.18, 0.34)  # shapes source: range of each shape's radius (a circle's; a square's circumradius is 0.9x it, a triangle's 1.1x), as a fraction of the resolution
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # share of images held out for validation, chosen by a hash of each key
     images_per_shard: int = Field(1000, ge=1, le=100_000)  # samples per tar shard
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding inside the shards; png is lossless
@@ -63,6 +64,14 @@ class DataConfig(Section):
         if (info.context or {}).get("check_paths", True) and not path_exists(path):
             raise ValueError(f"does not exist: put {layout} there")
         return path
+
+    @field_validator("shape_size")
+    @classmethod
+    def _shape_size_range(cls, size: tuple[float, float]) -> tuple[float, float]:
+        low, high = size
+        if not 0.05 <= low <= high <= 0.45:
+            raise ValueError("must be [low, high] with 0.05 <= low <= high <= 0.45 (a shape must fit the image)")
+        return size
 
     @field_validator("classes")
     @classmethod

@@ -27,6 +27,10 @@ COLOURS = {  # base RGB of each class colour; each image jitters it a little
 CLASS_NAMES = [f"{colour}_{shape}" for colour in COLOURS for shape in SHAPES]
 SUPERSAMPLE = 4  # shapes are drawn at this multiple of the output size, then box-filtered down
 MIN_BACKGROUND_DISTANCE = 90.0  # RGB distance every background colour keeps from the shape colour
+SHAPE_SIZE = (0.18, 0.34)  # default range of a shape's radius, as a fraction of the resolution
+# Circumradius of each shape per unit radius. Polygons therefore cover about half a circle's area:
+# at 32 px, size is a clue to the class alongside the corners.
+CIRCUMRADIUS = {"circle": 1.0, "square": 0.9, "triangle": 1.1}
 
 
 def _shape_mask(shape: str, resolution: int, centre: np.ndarray, radius: float, angle: float) -> np.ndarray:
@@ -39,7 +43,7 @@ def _shape_mask(shape: str, resolution: int, centre: np.ndarray, radius: float, 
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
     else:
         corners = 4 if shape == "square" else 3
-        r = r * (0.9 if shape == "square" else 1.1)  # roughly equal areas across shapes
+        r = r * CIRCUMRADIUS[shape]
         points = [(cx + r * math.cos(angle + 2 * math.pi * k / corners),
                    cy + r * math.sin(angle + 2 * math.pi * k / corners)) for k in range(corners)]
         draw.polygon(points, fill=255)
@@ -67,11 +71,12 @@ def _background(rng: np.random.Generator, resolution: int, shape_colour: np.ndar
     return first + ramp[..., None] * (second - first)
 
 
-def _render_one(rng: np.random.Generator, resolution: int, shape: str, colour: str) -> np.ndarray:
+def _render_one(rng: np.random.Generator, resolution: int, shape: str, colour: str,
+                size: tuple[float, float]) -> np.ndarray:
     """One (H, W, 3) uint8 image of `colour` `shape` at a random pose on a random background."""
     base = np.asarray(COLOURS[colour], dtype=np.float32)
     tint = np.clip(base + rng.normal(0, 12, size=3), 0, 255)
-    radius = rng.uniform(0.18, 0.34) * resolution
+    radius = rng.uniform(*size) * resolution
     centre = rng.uniform(radius, resolution - radius, size=2)
     mask = _shape_mask(shape, resolution, centre, radius, rng.uniform(0, 2 * math.pi))
     # Soft directional light across the shape: up to +-15 % brightness.
@@ -84,11 +89,12 @@ def _render_one(rng: np.random.Generator, resolution: int, shape: str, colour: s
     return np.clip(image.round(), 0, 255).astype(np.uint8)
 
 
-def iter_shapes(num_images: int, resolution: int, seed: int) -> Iterator[tuple[np.ndarray, int]]:
+def iter_shapes(num_images: int, resolution: int, seed: int,
+                size: tuple[float, float] = SHAPE_SIZE) -> Iterator[tuple[np.ndarray, int]]:
     """Yield (pixels (H, W, 3) uint8, label) one image at a time; `render_shapes` collects these.
 
-    Labels are balanced (each class appears N // K or N // K + 1 times) in a seeded order;
-    the same (num_images, resolution, seed) always gives the same bytes.
+    `size` is the range of each shape's radius as a fraction of `resolution`. Labels are balanced (each
+    class appears N // K or N // K + 1 times) in a seeded order; the same arguments always give the same bytes.
     """
     if not 16 <= resolution <= 256:
         raise ValueError(f"resolution={resolution}: shapes renders 16 to 256 pixels")
@@ -98,23 +104,25 @@ def iter_shapes(num_images: int, resolution: int, seed: int) -> Iterator[tuple[n
     labels = rng.permutation(np.arange(num_images) % len(CLASS_NAMES))
     for label in labels:
         colour, shape = CLASS_NAMES[label].split("_")
-        yield _render_one(rng, resolution, shape, colour), int(label)
+        yield _render_one(rng, resolution, shape, colour, size), int(label)
 
 
-def render_shapes(num_images: int, resolution: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def render_shapes(num_images: int, resolution: int, seed: int,
+                  size: tuple[float, float] = SHAPE_SIZE) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Render `num_images` images: (N, H, W, 3) uint8 pixels, int64 labels, and the class names."""
     pixels = np.empty((num_images, resolution, resolution, 3), dtype=np.uint8)
     labels = np.empty(num_images, dtype=np.int64)
-    for i, (image, label) in enumerate(iter_shapes(num_images, resolution, seed)):
+    for i, (image, label) in enumerate(iter_shapes(num_images, resolution, seed, size)):
         pixels[i], labels[i] = image, label
     return pixels, labels, list(CLASS_NAMES)
 
 
 def shapes_source(cfg: DataConfig) -> Source:
-    """`data.num_images` shapes at `data.resolution`, seeded by `data.seed`, rendered as they are read."""
+    """`data.num_images` shapes at `data.resolution` and `data.shape_size`, seeded by `data.seed`,
+    rendered as they are read."""
 
     def items() -> Iterator[SourceItem]:
-        for i, (image, label) in enumerate(iter_shapes(cfg.num_images, cfg.resolution, cfg.seed)):
+        for i, (image, label) in enumerate(iter_shapes(cfg.num_images, cfg.resolution, cfg.seed, cfg.shape_size)):
             yield SourceItem(f"shapes-{i:06d}", image, label, f"shapes(seed={cfg.seed})[{i}]")
 
     return Source("shapes", list(CLASS_NAMES), items)

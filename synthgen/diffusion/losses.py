@@ -1,16 +1,18 @@
-"""The simple denoising loss (Ho et al. 2020, eq. 14) with per-timestep weighting (Hang et al. 2023)."""
+"""The simple denoising loss (Ho et al. 2020, eq. 14) with per-timestep weighting (Hang et al. 2023)
+and a choice of training-timestep density (Esser et al. 2024)."""
 from __future__ import annotations
 
 from typing import Callable, get_args
 
 import torch
 
-from synthgen.config.diffusion import LossWeighting
+from synthgen.config.diffusion import LossWeighting, TimestepSampling
 from synthgen.diffusion.parameterization import check_prediction_type, training_target
 from synthgen.diffusion.schedule import NoiseSchedule
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeighting)
+TIMESTEP_SAMPLINGS: tuple[str, ...] = get_args(TimestepSampling)
 
 
 def loss_weight(snr: torch.Tensor, prediction_type: str, weighting: str, gamma: float = 5.0) -> torch.Tensor:
@@ -30,6 +32,22 @@ def loss_weight(snr: torch.Tensor, prediction_type: str, weighting: str, gamma: 
     return clamped / denominator
 
 
+def sample_timesteps(n: int, num_timesteps: int, generator: torch.Generator, device: torch.device | str,
+                     sampling: str = "uniform", logit_mean: float = 0.0, logit_std: float = 1.0) -> torch.Tensor:
+    """Training timesteps, a LongTensor (n,) in [0, T-1].
+
+    `uniform`: t ~ U{0..T-1} (Ho et al. 2020, Alg. 1). `logit_normal`: t/T = sigmoid(u), u ~ N(logit_mean,
+    logit_std^2) (Esser et al. 2024, Sec. 3.1, eq. 19), which spends more training on the middle noise
+    levels, where a sample's shapes are decided, and fewer on the nearly clean and nearly pure-noise ends.
+    """
+    if sampling not in TIMESTEP_SAMPLINGS:
+        raise ValueError(f"unknown timestep sampling {sampling!r}; choose one of: {', '.join(TIMESTEP_SAMPLINGS)}")
+    if sampling == "uniform":
+        return torch.randint(0, num_timesteps, (n,), generator=generator, device=device)
+    u = torch.randn(n, generator=generator, device=device) * logit_std + logit_mean
+    return (torch.sigmoid(u) * num_timesteps).long().clamp_(max=num_timesteps - 1)
+
+
 def diffusion_loss(
     model_fn: ModelFn,
     x0: torch.Tensor,
@@ -39,8 +57,12 @@ def diffusion_loss(
     weighting: str = "uniform",
     gamma: float = 5.0,
     generator: torch.Generator | None = None,
+    timestep_sampling: str = "uniform",
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
 ) -> torch.Tensor:
-    """E_{t, eps} w(t) ||target - model(x_t, t, labels)||^2 with t ~ U{0..T-1}, eps ~ N(0, I) (Ho et al. 2020, Alg. 1).
+    """E_{t, eps} w(t) ||target - model(x_t, t, labels)||^2 with eps ~ N(0, I) (Ho et al. 2020, Alg. 1) and
+    t drawn by `sample_timesteps` (uniform by default).
 
     `labels` go to the model as given: drop them for classifier-free guidance beforehand
     (`guidance.drop_labels`). The generator must live on x0's device, and the schedule should too
@@ -49,7 +71,8 @@ def diffusion_loss(
     if generator is None:
         raise ValueError("diffusion_loss draws t and noise: pass generator=torch.Generator(device=x0.device)")
     # 1) timesteps and noise, from the passed generator only
-    t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
+    t = sample_timesteps(x0.shape[0], schedule.num_timesteps, generator, x0.device, timestep_sampling, logit_mean,
+                         logit_std)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     # 2) noise the data and predict
     x_t = schedule.q_sample(x0, t, noise)

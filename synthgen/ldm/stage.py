@@ -79,7 +79,8 @@ class DiffusionObjective:
             labels = drop_labels(batch["labels"], cfg.p_uncond, cfg.model.num_classes, generator)
         # 3) the weighted denoising loss (Ho et al. 2020, Alg. 1; Hang et al. 2023)
         loss = diffusion_loss(nets[MAIN], z, labels, self.schedule_on(z.device), cfg.prediction_type,
-                              cfg.loss_weighting, cfg.min_snr_gamma, generator)
+                              cfg.loss_weighting, cfg.min_snr_gamma, generator, cfg.timestep_sampling,
+                              cfg.timestep_logit_mean, cfg.timestep_logit_std)
         return {MAIN: loss}, {}
 
 
