@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[10, 20, 50, 250])
     parser.add_argument("--per-class", type=int, default=8, help="samples per class in every run")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: sample.sampler's)")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="guide only where sigma_t is in (LOW, HIGH] (default: sample.sampler's)")
     parser.add_argument("--classifier", default=None, help="trained classifier folder: adds accuracy and FD")
     parser.add_argument("--prepared", default=paths.PREPARED, help="prepared data (its val split is the FD reference)")
     parser.add_argument("--grids", default=None, help="folder for one decoded per-class grid per run")
@@ -63,6 +65,8 @@ def main() -> None:
     base = load_params(args.params, check_paths=False).sample.sampler
     if args.guidance is not None:
         base = base.model_copy(update={"guidance_scale": args.guidance})
+    if args.guidance_interval is not None:
+        base = base.model_copy(update={"guidance_interval": tuple(args.guidance_interval)})
     models = load_models(args.diffusion, args.autoencoder, args.device)
     latents = load_latents(args.latents)
     data = scaled_latents(latents.mean, latents.std, latents.scale_factor, torch.Generator().manual_seed(args.seed))

@@ -145,7 +145,8 @@ def denoise(models: GenerationModels, cfg: SampleConfig, x_T, labels, generators
     network = in_fixed_batches(model or d.model, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
         eps_fn = eps_fn_from_model(network, d.schedule, d.prediction_type, labels=labels,
-                                   guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label)
+                                   guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label,
+                                   guidance_interval=cfg.sampler.guidance_interval)
         return sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
 
 

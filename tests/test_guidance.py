@@ -100,3 +100,19 @@ def test_adapter_without_labels_is_unconditional_and_checks_guidance_arguments()
     assert calls == [None]
     with pytest.raises(ValueError, match="null_label"):
         eps_fn_from_model(unconditional, SCHEDULE, "epsilon", guidance_scale=2.0)
+
+
+def test_guidance_interval_guides_only_the_samples_whose_noise_level_is_inside():
+    """Kynkaanniemi et al. 2024: guided inside (low, high] of sigma_t, conditional outside, one forward."""
+    x, t, labels = batch(2)
+    x = x.double()
+    sigma = SCHEDULE.sigmas[t]
+    low, high = sigma[0].item(), sigma[2].item()  # (t=10, t=500]: t=200 and t=500 are inside
+    model = RecordingModel()
+    eps = eps_fn_from_model(model, SCHEDULE, "epsilon", labels, 3.0, NULL, guidance_interval=(low, high))(x, t)
+    everywhere = eps_fn_from_model(model, SCHEDULE, "epsilon", labels, 3.0, NULL)(x, t)
+    conditional = model(x, t, labels)
+    inside = torch.tensor([False, True, True, False])
+    torch.testing.assert_close(eps[inside], everywhere[inside])
+    torch.testing.assert_close(eps[~inside], conditional[~inside])
+    assert model.batches[0][0] == 8  # still one batched forward of 2B

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthgen.config.base import Section, defaults_from
 from synthgen.config.training import TrainConfig
@@ -86,10 +86,18 @@ class SamplerConfig(Section):
     steps: int = Field(20, ge=1, le=100_000)  # number of timesteps visited (network calls differ per sampler)
     timestep_spacing: TimestepSpacing = "trailing"  # Lin et al. 2023, Table 2
     guidance_scale: float = Field(4.0, ge=0.0, le=100.0)  # classifier-free guidance w; 1 = conditional only
+    guidance_interval: tuple[float, float] | None = None  # guide only where sigma_t = sqrt((1 - abar) / abar) is in (low, high] (Kynkaanniemi et al. 2024); None = every step
     eta: float = Field(0.0, ge=0.0, le=1.0)  # ddim: 0 deterministic, 1 = DDPM variance
     variance: Literal["fixed_small", "fixed_large"] = "fixed_small"  # ddpm: beta~_t or beta_t
     snr: float = Field(0.16, gt=0.0, le=10.0)  # pc: target signal-to-noise ratio of the Langevin corrector
     corrector_steps: int = Field(1, ge=1, le=100)  # pc: Langevin steps per noise level
+
+    @field_validator("guidance_interval")
+    @classmethod
+    def _interval_is_ordered(cls, interval: tuple[float, float] | None) -> tuple[float, float] | None:
+        if interval is not None and not 0.0 <= interval[0] < interval[1]:
+            raise ValueError("must be [low, high] noise levels with 0 <= low < high, or null to guide at every step")
+        return interval
 
 
 class PreviewConfig(SamplerConfig):

@@ -20,12 +20,17 @@ def eps_fn_from_model(
     labels: torch.Tensor | None = None,
     guidance_scale: float = 1.0,
     null_label: int | None = None,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> EpsFn:
     """eps_fn(x_t, t) = eps implied by the (classifier-free guided) prediction (Ho & Salimans 2022, eq. 6).
 
     `labels` (B,) are fixed for the whole sampling run; guidance != 1 needs labels and the null label
     and costs one forward of batch 2B per call. Guidance acts on the raw prediction, which is affine
     in eps at fixed x_t, so the result equals guiding eps (Salimans & Ho 2022 conversions).
+
+    `guidance_interval` (low, high) guides only where the noise level sigma_t = sqrt((1 - abar_t) / abar_t)
+    lies in (low, high], and uses the conditional prediction elsewhere (Kynkaanniemi et al. 2024, eq. 4).
+    The choice is a per-sample tensor, so the host never waits on the device for it.
     """
     check_prediction_type(prediction_type)
     if guidance_scale != 1.0 and (labels is None or null_label is None):
@@ -34,13 +39,18 @@ def eps_fn_from_model(
     on_device: dict[torch.device, NoiseSchedule] = {}  # one copy per device: no transfer per call
 
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if labels is None:
-            prediction = model(x_t, t, None)
-        else:
-            prediction = guided_prediction(model, x_t, t, labels, guidance_scale, null_label)
         if x_t.device not in on_device:
             on_device[x_t.device] = schedule.to(x_t.device)
         local = on_device[x_t.device]
+        if labels is None:
+            prediction = model(x_t, t, None)
+        else:
+            scale = guidance_scale
+            if guidance_interval is not None and guidance_scale != 1.0:
+                sigma = local.at(local.sigmas, t, x_t)
+                inside = (sigma > guidance_interval[0]) & (sigma <= guidance_interval[1])
+                scale = torch.where(inside, guidance_scale, 1.0).to(x_t.dtype)
+            prediction = guided_prediction(model, x_t, t, labels, scale, null_label)
         abar = local.at(local.alphas_cumprod, t, x_t)
         return to_epsilon(prediction.to(x_t.dtype), x_t, abar, prediction_type)
 

@@ -27,7 +27,7 @@ def guided_prediction(
     x_t: torch.Tensor,
     t: torch.Tensor,
     labels: torch.Tensor,
-    guidance_scale: float,
+    guidance_scale: float | torch.Tensor,
     null_label: int,
 ) -> torch.Tensor:
     """pred_uncond + s (pred_cond - pred_uncond) from ONE batched forward (Ho & Salimans 2022, eq. 6).
@@ -35,9 +35,10 @@ def guided_prediction(
     The scale s is the paper's 1 + w (the convention of diffusers and the math doc).
     Valid for eps, v and x0 outputs alike: at fixed x_t and t they are affine in one another, so
     guiding any of them and converting equals converting and then guiding. s = 1 runs only the
-    conditional half; s = 0 gives the unconditional model.
+    conditional half; s = 0 gives the unconditional model. A tensor s (B, 1, ..., 1) guides each sample
+    with its own scale, in the same single forward.
     """
-    if guidance_scale == 1.0:
+    if isinstance(guidance_scale, (int, float)) and guidance_scale == 1.0:
         return model(x_t, t, labels)
     null = torch.full_like(labels, null_label)
     both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))

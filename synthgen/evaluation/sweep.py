@@ -69,7 +69,7 @@ def run_sampler(model: TrainedDiffusion, sampler: SamplerConfig, x_T: torch.Tens
                 seed: int, bf16: bool = True) -> SampledRun:
     """Scaled latents from one sampler setting, with its timing."""
     device = x_T.device
-    timed = TimedEpsFn(model.eps_fn(labels, sampler.guidance_scale), device)
+    timed = TimedEpsFn(model.eps_fn(labels, sampler.guidance_scale, sampler.guidance_interval), device)
     generator = torch.Generator(device).manual_seed(seed)
     timed.sync()
     start = time.perf_counter()

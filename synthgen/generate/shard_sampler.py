@@ -66,7 +66,8 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     decoder = in_fixed_batches(models.autoencoder.decode, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
         eps_fn = eps_fn_from_model(denoiser, d.schedule, d.prediction_type, labels=y,
-                                   guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label)
+                                   guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label,
+                                   guidance_interval=cfg.sampler.guidance_interval)
         z0 = sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
         images = decoder(z0.float())
     return to_uint8(images.float())

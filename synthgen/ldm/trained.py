@@ -45,19 +45,21 @@ class TrainedDiffusion:
     config: DiffusionConfig  # the resolved config the model was trained with
     autoencoder_sha256: str  # weights of the autoencoder whose latents the model learned
 
-    def eps_fn(self, labels: torch.Tensor | None = None, guidance_scale: float = 1.0) -> EpsFn:
-        """The samplers' eps_fn(x_t, t) for fixed labels (B,), guided with `guidance_scale` (Ho & Salimans 2022)."""
+    def eps_fn(self, labels: torch.Tensor | None = None, guidance_scale: float = 1.0,
+               guidance_interval: tuple[float, float] | None = None) -> EpsFn:
+        """The samplers' eps_fn(x_t, t) for fixed labels (B,), guided with `guidance_scale` (Ho & Salimans 2022)
+        where sigma_t lies in `guidance_interval` (everywhere when None)."""
         if labels is None and self.num_classes > 0:
             raise ValueError("this model is class-conditional: pass labels (null_label for unconditional samples)")
         return eps_fn_from_model(self.model, self.schedule, self.prediction_type, labels=labels,
                                  guidance_scale=guidance_scale if labels is not None else 1.0,
-                                 null_label=self.null_label)
+                                 null_label=self.null_label, guidance_interval=guidance_interval)
 
     @torch.no_grad()
     def sample_latents(self, labels: torch.Tensor | None, sampler: SamplerConfig, x_T: torch.Tensor,
                        generator: Generator | None = None) -> torch.Tensor:
         """Scaled latents z0 from x_T with the sampler, steps and guidance of `sampler`."""
-        eps_fn = self.eps_fn(labels, sampler.guidance_scale)
+        eps_fn = self.eps_fn(labels, sampler.guidance_scale, sampler.guidance_interval)
         return sample_with_config(eps_fn, x_T, self.schedule, sampler, generator)
 
 
