@@ -85,8 +85,8 @@ class SamplerConfig(Section):
     name: SamplerName = "dpm_solver_pp_2m"  # one of the registered samplers (stage sweep_samplers compares them)
     steps: int = Field(20, ge=1, le=100_000)  # number of timesteps visited (network calls differ per sampler)
     timestep_spacing: TimestepSpacing = "trailing"  # Lin et al. 2023, Table 2
-    guidance_scale: float = Field(4.0, ge=0.0, le=100.0)  # classifier-free guidance w; 1 = conditional only
-    guidance_interval: tuple[float, float] | None = None  # guide only where sigma_t = sqrt((1 - abar) / abar) is in (low, high] (Kynkaanniemi et al. 2024); None = every step
+    guidance_scale: float = Field(5.0, ge=0.0, le=100.0)  # classifier-free guidance w; 1 = conditional only
+    guidance_interval: tuple[float, float] | None = (0.5, 10.0)  # guide only where sigma_t = sqrt((1 - abar) / abar) is in (low, high] (Kynkaanniemi et al. 2024); None = every step
     eta: float = Field(0.0, ge=0.0, le=1.0)  # ddim: 0 deterministic, 1 = DDPM variance
     variance: Literal["fixed_small", "fixed_large"] = "fixed_small"  # ddpm: beta~_t or beta_t
     snr: float = Field(0.16, gt=0.0, le=10.0)  # pc: target signal-to-noise ratio of the Langevin corrector
