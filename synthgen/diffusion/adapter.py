@@ -29,7 +29,8 @@ def eps_fn_from_model(
     in eps at fixed x_t, so the result equals guiding eps (Salimans & Ho 2022 conversions).
 
     `guidance_interval` (low, high) guides only where the noise level sigma_t = sqrt((1 - abar_t) / abar_t)
-    lies in (low, high], and uses the conditional prediction elsewhere (Kynkaanniemi et al. 2024, eq. 4).
+    lies in (low, high], and uses the conditional prediction elsewhere: the guidance weight w(sigma) of
+    Kynkaanniemi et al. 2024, Sec. 3, with sigma the EDM noise level of the VP process.
     The choice is a per-sample tensor, so the host never waits on the device for it.
     """
     check_prediction_type(prediction_type)
