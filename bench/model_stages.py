@@ -20,6 +20,7 @@ from pathlib import Path
 
 from synthgen.autoencoder.stage import encode_latents, train_autoencoder
 from synthgen.config import load_params, write_resolved
+from synthgen.config.loader import resolved
 from synthgen.data.prepare import prepare_dataset
 from synthgen.evaluation.classifier_stage import train_classifier
 from synthgen.evaluation.sweep_stage import run_sweep
@@ -27,6 +28,16 @@ from synthgen.ldm.stage import train_diffusion
 from synthgen.shards import read_arrays
 
 SHARED = ("prepared", "autoencoder", "latents", "classifier")  # what --reuse links from an earlier run
+
+
+def check_reusable(params, reuse: Path) -> None:
+    """Refuse a --reuse whose shared stages ran with other data, autoencoder or classifier params."""
+    base, now = json.loads((reuse / "params.json").read_text()), resolved(params)
+    evaluate_keys = ("classifier", "classifier_train", "augment", "cas", "seed")
+    changed = [key for key in ("data", "autoencoder") if base[key] != now[key]]
+    changed += [f"evaluate.{key}" for key in evaluate_keys if base["evaluate"][key] != now["evaluate"][key]]
+    if changed:
+        raise SystemExit(f"--reuse {reuse}: it ran with other {', '.join(changed)} params; run a new base instead")
 
 
 def run(params, out: Path, reuse: Path | None) -> dict[str, float]:
@@ -73,6 +84,8 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params, args.overrides, check_paths=False)
+    if args.reuse:
+        check_reusable(params, Path(args.reuse))
     out = Path(args.out)
     out.mkdir(parents=True)
     write_resolved(params, out)

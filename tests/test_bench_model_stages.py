@@ -29,3 +29,9 @@ def test_base_run_then_a_diffusion_variant_that_reuses_it(tmp_path):
     assert (variant / "autoencoder").resolve() == (base / "autoencoder").resolve()
     assert json.loads((variant / "diffusion" / "config.json").read_text())["diffusion"]["train"]["steps"] == 6
     assert (variant / "diffusion" / "grid.png").stat().st_size > 0
+
+    refused = subprocess.run([sys.executable, str(ROOT / "bench" / "model_stages.py"), "--params", str(TINY),
+                              "--reuse", str(base), "--out", str(tmp_path / "other"),
+                              "--set", "autoencoder.kl_weight=0.001"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0 and "other autoencoder params" in refused.stderr
+    assert not (tmp_path / "other").exists()
