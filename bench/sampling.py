@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from synthgen.atomic import sha256_file
 from synthgen.config.diffusion import SamplerConfig
 from synthgen.config.sample import SampleConfig
-from synthgen.diffusion import eps_fn_from_model, sample_with_config
+from synthgen.diffusion import sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
 from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels, load_models
@@ -144,9 +144,7 @@ def denoise(models: GenerationModels, cfg: SampleConfig, x_T, labels, generators
     d = models.diffusion
     network = in_fixed_batches(model or d.model, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
-        eps_fn = eps_fn_from_model(network, d.schedule, d.prediction_type, labels=labels,
-                                   guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label,
-                                   guidance_interval=cfg.sampler.guidance_interval)
+        eps_fn = d.eps_fn(labels, cfg.sampler.guidance_scale, cfg.sampler.guidance_interval, network=network)
         return sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
 
 

@@ -27,7 +27,7 @@ COLOURS = {  # base RGB of each class colour; each image jitters it a little
 CLASS_NAMES = [f"{colour}_{shape}" for colour in COLOURS for shape in SHAPES]
 SUPERSAMPLE = 4  # shapes are drawn at this multiple of the output size, then box-filtered down
 MIN_BACKGROUND_DISTANCE = 90.0  # RGB distance every background colour keeps from the shape colour
-SHAPE_SIZE = (0.18, 0.34)  # default range of a shape's radius, as a fraction of the resolution
+SHAPE_SIZE = DataConfig.model_fields["shape_size"].default  # range of a shape's radius / resolution
 # Circumradius of each shape per unit radius. Polygons therefore cover about half a circle's area:
 # at 32 px, size is a clue to the class alongside the corners.
 CIRCUMRADIUS = {"circle": 1.0, "square": 0.9, "triangle": 1.1}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from synthgen.config.sample import SampleConfig
-from synthgen.diffusion import eps_fn_from_model, sample_with_config
+from synthgen.diffusion import sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
 from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels
@@ -65,9 +65,7 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     denoiser = in_fixed_batches(d.model, cfg.micro_batch)
     decoder = in_fixed_batches(models.autoencoder.decode, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
-        eps_fn = eps_fn_from_model(denoiser, d.schedule, d.prediction_type, labels=y,
-                                   guidance_scale=cfg.sampler.guidance_scale, null_label=d.null_label,
-                                   guidance_interval=cfg.sampler.guidance_interval)
+        eps_fn = d.eps_fn(y, cfg.sampler.guidance_scale, cfg.sampler.guidance_interval, network=denoiser)
         z0 = sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
         images = decoder(z0.float())
     return to_uint8(images.float())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pydantic import ValidationError
@@ -46,12 +46,13 @@ class TrainedDiffusion:
     autoencoder_sha256: str  # weights of the autoencoder whose latents the model learned
 
     def eps_fn(self, labels: torch.Tensor | None = None, guidance_scale: float = 1.0,
-               guidance_interval: tuple[float, float] | None = None) -> EpsFn:
+               guidance_interval: tuple[float, float] | None = None, network: Callable | None = None) -> EpsFn:
         """The samplers' eps_fn(x_t, t) for fixed labels (B,), guided with `guidance_scale` (Ho & Salimans 2022)
-        where sigma_t lies in `guidance_interval` (everywhere when None)."""
+        where sigma_t lies in `guidance_interval` (everywhere when None). `network` stands in for the
+        model, e.g. the sample stage's fixed-chunk wrapper of it."""
         if labels is None and self.num_classes > 0:
             raise ValueError("this model is class-conditional: pass labels (null_label for unconditional samples)")
-        return eps_fn_from_model(self.model, self.schedule, self.prediction_type, labels=labels,
+        return eps_fn_from_model(network or self.model, self.schedule, self.prediction_type, labels=labels,
                                  guidance_scale=guidance_scale if labels is not None else 1.0,
                                  null_label=self.null_label, guidance_interval=guidance_interval)
 
