@@ -137,7 +137,7 @@ class Run:
         self.checkpoint_dir, self.metrics_path = checkpoint_dir, metrics_path
         memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
         self.nets = {name: net.to(ctx.device, memory_format=memory_format).train() for name, net in nets.items()}
-        fused = ctx.device.type == "cuda"
+        fused = ctx.device.type in ("cuda", "cpu")  # one kernel per step; the per-tensor default is ~5x slower on CPU
         self.optimizers = {
             name: torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                                     betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, fused=fused)
