@@ -1,0 +1,100 @@
+"""Where one training step of the default denoiser spends its time, at two batch sizes.
+
+A step is timed in three parts (forward with the loss, backward, AdamW), with the per-tensor AdamW
+that torch picks on CPU by default and with the fused one the training loop uses. Batch 64 against
+batch 32 shows how far a step's cost is fixed rather than per image.
+
+    .venv/bin/python bench/denoiser_step.py
+    python bench/denoiser_step.py --device cuda --batch-sizes 64 256
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from synthgen.config.diffusion import DiffusionConfig
+from synthgen.models.unet import UNet
+from synthgen.precision import bf16_autocast
+
+LATENT_SHAPE = (4, 16, 16)  # the default autoencoder's latents of 32 px images
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def flops_per_step(net: UNet, batch_size: int) -> float:
+    """Forward plus backward FLOPs of one step (torch's flop counter: convolutions, matmuls, attention)."""
+    x, t, y = torch.randn(batch_size, *LATENT_SHAPE), torch.zeros(batch_size, dtype=torch.long), torch.zeros(batch_size, dtype=torch.long)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        net.cpu()(x, t, y).sum().backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def time_step(batch_size: int, fused: bool, args: argparse.Namespace) -> dict[str, float]:
+    """Mean milliseconds of forward, backward and optimizer over args.steps steps, after warm-up."""
+    device = torch.device(args.device)
+    cfg = DiffusionConfig().model.model_copy(update={"in_channels": LATENT_SHAPE[0], "sample_size": LATENT_SHAPE[1]})
+    torch.manual_seed(0)
+    net = UNet(cfg)
+    flops = flops_per_step(net, batch_size)
+    net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
+    x = torch.randn(batch_size, *LATENT_SHAPE, device=device)
+    t = torch.randint(0, 1000, (batch_size,), device=device)
+    y = torch.randint(0, cfg.num_classes + 1, (batch_size,), device=device)
+    totals = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for step in range(args.warmup + args.steps):
+        marks = [time.perf_counter()]
+        with bf16_autocast(device, True, cpu=True):
+            loss = (net(x, t, y).float() - x).pow(2).mean()
+        sync(device)
+        marks.append(time.perf_counter())
+        loss.backward()
+        sync(device)
+        marks.append(time.perf_counter())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync(device)
+        marks.append(time.perf_counter())
+        if step >= args.warmup:
+            for key, start, end in zip(totals, marks, marks[1:]):
+                totals[key] += (end - start) * 1000 / args.steps
+    step_ms = sum(totals.values())
+    return {**totals, "step": step_ms, "images_per_s": batch_size * 1000 / step_ms,
+            "gflop_per_s": flops / step_ms / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print("| batch | AdamW | forward ms | backward ms | optimizer ms | step ms | latents/s | GFLOP/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = {}
+    for batch_size in args.batch_sizes:
+        for fused in (False, True):
+            r = rows[batch_size, fused] = time_step(batch_size, fused, args)
+            print(f"| {batch_size} | {'fused' if fused else 'per-tensor'} | {r['forward']:.1f} | {r['backward']:.1f} | "
+                  f"{r['optimizer']:.1f} | {r['step']:.1f} | {r['images_per_s']:.0f} | {r['gflop_per_s']:.0f} |")
+    small, large = min(args.batch_sizes), max(args.batch_sizes)
+    print(f"fused / per-tensor step time at batch {small}: {rows[small, True]['step'] / rows[small, False]['step']:.2f}")
+    if large != small:
+        print(f"batch {large} / batch {small} step time (fused): "
+              f"{rows[large, True]['step'] / rows[small, True]['step']:.2f} for {large / small:.0f}x the latents")
+
+
+if __name__ == "__main__":
+    main()
