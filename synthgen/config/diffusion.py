@@ -106,7 +106,7 @@ class PreviewConfig(SamplerConfig):
     images_per_class: int = Field(8, ge=1, le=64)  # columns of grid.png (one row per class)
 
 
-# About 8 minutes on an idle 2-core CPU with native bf16 (AVX512-BF16). Batch 64 draws better shapes
+# About 8-10 minutes on a 2-core CPU with native bf16 (AVX512-BF16). Batch 64 draws better shapes
 # than batch 32 for twice the steps, in 0.7 times the time (docs/benchmarks.md).
 DEFAULT_TRAIN = TrainConfig(
     steps=4000, batch_size=64, lr=1e-3, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
