@@ -29,7 +29,8 @@ def sync(device: torch.device) -> None:
 
 def flops_per_step(net: UNet, batch_size: int) -> float:
     """Forward plus backward FLOPs of one step (torch's flop counter: convolutions, matmuls, attention)."""
-    x, t, y = torch.randn(batch_size, *LATENT_SHAPE), torch.zeros(batch_size, dtype=torch.long), torch.zeros(batch_size, dtype=torch.long)
+    x = torch.randn(batch_size, *LATENT_SHAPE)
+    t = y = torch.zeros(batch_size, dtype=torch.long)
     counter = FlopCounterMode(display=False)
     with counter:
         net.cpu()(x, t, y).sum().backward()
