@@ -27,29 +27,31 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def flops_per_step(net: UNet, batch_size: int) -> float:
+def default_unet() -> UNet:
+    """The default denoiser for the default latents, with a fixed initialisation."""
+    cfg = DiffusionConfig().model.model_copy(update={"in_channels": LATENT_SHAPE[0], "sample_size": LATENT_SHAPE[1]})
+    torch.manual_seed(0)
+    return UNet(cfg)
+
+
+def flops_per_step(batch_size: int) -> float:
     """Forward plus backward FLOPs of one step (torch's flop counter: convolutions, matmuls, attention)."""
     x = torch.randn(batch_size, *LATENT_SHAPE)
     t = y = torch.zeros(batch_size, dtype=torch.long)
     counter = FlopCounterMode(display=False)
     with counter:
-        net.cpu()(x, t, y).sum().backward()
-    net.zero_grad(set_to_none=True)
+        default_unet()(x, t, y).sum().backward()
     return counter.get_total_flops()
 
 
-def time_step(batch_size: int, fused: bool, args: argparse.Namespace) -> dict[str, float]:
+def time_step(batch_size: int, fused: bool, flops: float, args: argparse.Namespace) -> dict[str, float]:
     """Mean milliseconds of forward, backward and optimizer over args.steps steps, after warm-up."""
     device = torch.device(args.device)
-    cfg = DiffusionConfig().model.model_copy(update={"in_channels": LATENT_SHAPE[0], "sample_size": LATENT_SHAPE[1]})
-    torch.manual_seed(0)
-    net = UNet(cfg)
-    flops = flops_per_step(net, batch_size)
-    net.to(device)
+    net = default_unet().to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
     x = torch.randn(batch_size, *LATENT_SHAPE, device=device)
     t = torch.randint(0, 1000, (batch_size,), device=device)
-    y = torch.randint(0, cfg.num_classes + 1, (batch_size,), device=device)
+    y = torch.randint(0, net.config.num_classes + 1, (batch_size,), device=device)
     totals = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     for step in range(args.warmup + args.steps):
         marks = [time.perf_counter()]
@@ -86,8 +88,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = {}
     for batch_size in args.batch_sizes:
+        flops = flops_per_step(batch_size)
         for fused in (False, True):
-            r = rows[batch_size, fused] = time_step(batch_size, fused, args)
+            r = rows[batch_size, fused] = time_step(batch_size, fused, flops, args)
             print(f"| {batch_size} | {'fused' if fused else 'per-tensor'} | {r['forward']:.1f} | {r['backward']:.1f} | "
                   f"{r['optimizer']:.1f} | {r['step']:.1f} | {r['images_per_s']:.0f} | {r['gflop_per_s']:.0f} |")
     small, large = min(args.batch_sizes), max(args.batch_sizes)

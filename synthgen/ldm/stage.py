@@ -136,7 +136,8 @@ def last_logged_loss(metrics_csv: Path) -> float:
 def evaluation_loss(trained: TrainedDiffusion, latents: LatentSet, device: torch.device) -> float:
     """The training loss of the sampling weights, without label dropout, on fixed latents, timesteps and noise.
 
-    The draws depend only on train.seed, so two configurations are compared on identical draws.
+    The draws depend only on train.seed, and t is uniform whatever `timestep_sampling` trained with, so
+    two configurations are compared on identical draws.
     """
     cfg = trained.config
     g = torch.Generator().manual_seed(derive_seed(cfg.train.seed, EVAL_STREAM))
