@@ -21,7 +21,7 @@ import torch
 from synthgen.autoencoder.losses import AutoencoderObjective
 from synthgen.autoencoder.stage import build_networks
 from synthgen.config.autoencoder import AutoencoderConfig
-from synthgen.training import MAIN, train
+from synthgen.training.loop import MAIN, train
 
 GPU_SIZE = {  # the values suggested for configs/gpu.yaml's autoencoder section (64 px, f = 4)
     "model": {"base_channels": 64, "channel_mult": [1, 2, 4], "downsample": 4, "latent_channels": 4,

@@ -19,7 +19,7 @@ from synthgen.autoencoder.losses import AutoencoderObjective
 from synthgen.autoencoder.stage import build_networks
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.config.training import TrainConfig
-from synthgen.training import MAIN, train
+from synthgen.training.loop import MAIN, train
 
 
 @pytest.fixture(autouse=True, scope="module")

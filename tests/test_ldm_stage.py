@@ -16,7 +16,7 @@ from synthgen.errors import SynthgenError
 from synthgen.ldm import DiffusionObjective, load_diffusion, train_diffusion
 from synthgen.ldm.stage import GRID_MIN_PIXELS
 from synthgen.models.autoencoder import Autoencoder
-from synthgen.training import CheckpointError
+from synthgen.training.checkpoint import CheckpointError
 from synthgen.training.rng import seeded_cpu_rng
 
 CLASSES = ["red", "green", "blue"]

@@ -10,7 +10,7 @@ from synthgen.autoencoder.stage import build_networks
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.config.training import TrainConfig
 from synthgen.errors import SynthgenError
-from synthgen.training import MAIN, train
+from synthgen.training.loop import MAIN, train
 from synthgen.training.batches import BatchOrder
 from synthgen.training.ema import EMA
 from synthgen.training.schedule import learning_rate, warmup_lr

@@ -1,5 +1,5 @@
-"""The shared training library: loop, checkpoints, EMA, DDP, metrics log, LR schedule."""
-from synthgen.training.checkpoint import CheckpointError, load_verified, save_verified
-from synthgen.training.loop import MAIN, Objective, TrainResult, frozen, train
+"""The shared training library: loop, checkpoints, EMA, DDP, metrics log, LR schedule.
 
-__all__ = ["CheckpointError", "MAIN", "Objective", "TrainResult", "frozen", "load_verified", "save_verified", "train"]
+Nothing is re-exported here: loading a checkpoint (`synthgen.training.checkpoint`) must not import the
+training loop, or sampling would depend on it in dvc.yaml.
+"""
