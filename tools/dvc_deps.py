@@ -140,7 +140,7 @@ def is_code_dep(project: Project, dep: str) -> bool:
 def declared_deps(project: Project) -> dict[str, list[str]]:
     """Each stage's code deps as dvc.yaml declares them."""
     stages = yaml.safe_load((project.root / "dvc.yaml").read_text())["stages"]
-    return {name: [d for d in stage.get("deps", []) if is_code_dep(project, d)] for name, stage in stages.items()}
+    return {name: [d for d in stage.get("deps") or [] if is_code_dep(project, d)] for name, stage in stages.items()}
 
 
 def problems(project: Project) -> list[str]:
