@@ -39,7 +39,8 @@ def test_a_file_the_stage_runs_missing_from_its_deps_fails(tmp_path, capsys):
     text = generated_dvc_yaml()
     deps = stage_code_deps(PROJECT, "sample")
     assert "synthgen/imaging.py" in deps
-    project = project_with(tmp_path, rewrite_stage_deps(PROJECT, text, "sample", [d for d in deps if d != "synthgen/imaging.py"]))
+    without_imaging = [d for d in deps if d != "synthgen/imaging.py"]
+    project = project_with(tmp_path, rewrite_stage_deps(PROJECT, text, "sample", without_imaging))
     assert problems(project) == ["sample: missing synthgen/imaging.py"]
     assert main(["--check", "--root", str(tmp_path)]) == 1
     assert "sample: missing synthgen/imaging.py" in capsys.readouterr().out
@@ -57,6 +58,11 @@ def test_editing_the_html_report_leaves_model_and_sample_stages_current(stage):
     assert not set(HTML_REPORT) & set(stage_code_deps(PROJECT, stage))
 
 
+def test_the_cli_imports_no_stage_until_a_command_names_it():
+    stage_modules = {f"{folder}/{stage}.py" for stage in STAGES for folder in ("flows", "synthgen/stages")}
+    assert not stage_modules & set(closure(PROJECT, [PROJECT.cli]))
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_stage_runs_no_other_stage_flow(stage):
     flows = {f"flows/{name}.py" for name in STAGES}
@@ -68,7 +74,8 @@ def test_write_restores_the_code_deps_and_keeps_everything_else(tmp_path):
     stripped = text
     for stage in STAGES:
         stripped = rewrite_stage_deps(PROJECT, stripped, stage, [])
-    data_lines = [line for line in text.splitlines() if not (line.startswith("      - ") and is_code_dep(PROJECT, line[8:]))]
+    data_lines = [line for line in text.splitlines()
+                  if not (line.startswith("      - ") and is_code_dep(PROJECT, line.removeprefix("      - ")))]
     assert stripped.splitlines() == data_lines
     project_with(tmp_path, stripped)
     assert main(["--write", "--root", str(tmp_path)]) == 0
@@ -87,7 +94,8 @@ def test_closure_runs_every_package_init_above_a_module(tmp_path):
         "pkg/__init__.py": "from pkg import base\n", "pkg/base.py": "", "pkg/unused.py": "",
         "pkg/sub/__init__.py": "", "pkg/sub/leaf.py": "import json\n",
     })
-    assert closure(project, ["pkg.sub.leaf"]) == ["pkg/__init__.py", "pkg/base.py", "pkg/sub/__init__.py", "pkg/sub/leaf.py"]
+    assert closure(project, ["pkg.sub.leaf"]) == [
+        "pkg/__init__.py", "pkg/base.py", "pkg/sub/__init__.py", "pkg/sub/leaf.py"]
 
 
 def test_closure_follows_function_level_and_relative_imports(tmp_path):
@@ -106,7 +114,8 @@ def test_from_import_names_a_submodule_or_an_attribute(tmp_path):
         "pkg/uses_module.py": "from pkg.sub import leaf\n", "pkg/uses_attribute.py": "from pkg.sub import value\n",
     })
     assert "pkg/sub/leaf.py" in closure(project, ["pkg.uses_module"])
-    assert closure(project, ["pkg.uses_attribute"]) == ["pkg/__init__.py", "pkg/sub/__init__.py", "pkg/uses_attribute.py"]
+    assert closure(project, ["pkg.uses_attribute"]) == [
+        "pkg/__init__.py", "pkg/sub/__init__.py", "pkg/uses_attribute.py"]
 
 
 def test_closure_skips_what_never_runs_on_import(tmp_path):
@@ -116,7 +125,7 @@ def test_closure_skips_what_never_runs_on_import(tmp_path):
         "pkg/flow.py": (
             "import importlib\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.typing_only\n"
             "def load(name):\n    return importlib.import_module(f'pkg.{name}')\n"
-            "if __name__ == '__main__':\n    import pkg.script_only\n"
+            'if __name__ == "__main__":\n    import pkg.script_only\n'
         ),
         "pkg/cli.py": "import pkg.flow\n\ndef other_command():\n    import pkg.command\n",
     })

@@ -40,8 +40,11 @@ class Project:
         meta = tomllib.loads((root / "pyproject.toml").read_text())
         patterns = meta["tool"]["setuptools"]["packages"]["find"]["include"]
         packages = frozenset(p.rstrip("*").rstrip(".") for p in patterns)
-        (script,) = meta["project"]["scripts"].values()
-        return cls(root, packages, script.split(":")[0])
+        scripts = meta["project"]["scripts"]
+        if len(scripts) != 1:
+            raise ValueError(f"pyproject.toml: expected one console script (the stage commands), got {sorted(scripts)}")
+        (entry,) = scripts.values()
+        return cls(root, packages, entry.split(":")[0])
 
     def file_of(self, module: str) -> Path | None:
         """The source file of a project module (a package's `__init__.py`), or None."""
@@ -61,16 +64,12 @@ def parents_and_self(module: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def is_skipped_block(node: ast.If) -> bool:
-    """`if __name__ == "__main__":` and `if TYPE_CHECKING:` bodies never run on import."""
-    test = node.test
-    if isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
-        return True
-    if isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING":
-        return True
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-            and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
-            and test.comparators[0].value == "__main__")
+NEVER_ON_IMPORT = {"__name__ == '__main__'", "TYPE_CHECKING", "typing.TYPE_CHECKING"}
+
+
+def runs_on_import(node: ast.If) -> bool:
+    """False for the bodies of `if __name__ == "__main__":` and `if TYPE_CHECKING:`."""
+    return ast.unparse(node.test) not in NEVER_ON_IMPORT
 
 
 def import_nodes(tree: ast.AST, module_level_only: bool) -> list[ast.Import | ast.ImportFrom]:
@@ -83,7 +82,7 @@ def import_nodes(tree: ast.AST, module_level_only: bool) -> list[ast.Import | as
             continue
         if module_level_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             continue
-        if isinstance(node, ast.If) and is_skipped_block(node):
+        if isinstance(node, ast.If) and not runs_on_import(node):
             stack.extend(node.orelse)
             continue
         stack.extend(ast.iter_child_nodes(node))
@@ -101,8 +100,10 @@ def imported_modules(project: Project, module: str, module_level_only: bool = Fa
             continue
         base = node.module or ""
         if node.level:
-            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-            base = ".".join(anchor + ([node.module] if node.module else []))
+            anchor = package.rsplit(".", node.level - 1)[0]
+            base = f"{anchor}.{node.module}" if node.module else anchor
+        if not project.is_project(base):
+            continue
         found.add(base)
         found.update(f"{base}.{alias.name}" for alias in node.names
                      if alias.name != "*" and project.file_of(f"{base}.{alias.name}"))
