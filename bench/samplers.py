@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--diffusion", default=paths.DIFFUSION, help="trained diffusion folder")
     parser.add_argument("--autoencoder", default=paths.AUTOENCODER, help="trained autoencoder folder")
     parser.add_argument("--latents", default=paths.LATENTS, help="latent store (for the data statistics)")
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
+    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS),
+                        help="; ".join(f"{s.name} ({s.paper})" for s in SAMPLERS.values()))
     parser.add_argument("--steps", nargs="+", type=int, default=[10, 20, 50, 250])
     parser.add_argument("--per-class", type=int, default=8, help="samples per class in every run")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: sample.sampler's)")

@@ -44,10 +44,10 @@ from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels, load_models
 from synthgen.generate.plan import SamplingPlan, ShardPlan, sample_key
 from synthgen.generate.run import PREFIX, build_plan, finish_run, pending_shards, run_key
-from synthgen.generate.shard_sampler import (SAMPLER_STREAM, Provenance, batches, generate_pixels,
-                                             generate_shard, initial_noise, stream_seed)
+from synthgen.generate.shard_sampler import Provenance, batches, generate_pixels, generate_shard, initial_noise
 from synthgen.imaging import encode_image, to_uint8
 from synthgen.precision import bf16_autocast
+from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, write_shard
 from synthgen.shards.progress import record_done
 
@@ -134,7 +134,7 @@ def noise_for(models: GenerationModels, labels: np.ndarray, seeds: list[int]):
     """x_T, labels and the per-sample sampler generators of one batch, as generate_pixels makes them."""
     x_T = initial_noise(seeds, models.diffusion.latent_shape, models.device)
     y = torch.as_tensor(labels, device=models.device)
-    return x_T, y, SampleGenerators([stream_seed(s, SAMPLER_STREAM) for s in seeds], models.device)
+    return x_T, y, SampleGenerators([derive_seed(s, "sample/sampler_noise") for s in seeds], models.device)
 
 
 @torch.no_grad()

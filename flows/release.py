@@ -20,8 +20,9 @@ from synthgen.config import load_params, params_hash
 from synthgen.evaluation.evaluate_stage import annotate_dataset
 from synthgen.generate.refill import refill_progress
 from synthgen.releases import (
-    fail_release, finish_release, release_id_for, release_lock, release_seed, start_release,
+    fail_release, finish_release, release_id_for, release_lock, start_release,
 )
+from synthgen.seeds import derive_seed
 from tasks.dvc import dvc_push_task, dvc_stage_task
 from tasks.refill import flagged_task, refill_task
 
@@ -83,7 +84,7 @@ def release(params_path: str = "params.yaml", run_date: str | None = None, relea
         for stage in MODEL_STAGES:
             dvc_stage_task(stage)
     release_id = release_id_for(run_date_of(run_date))
-    seed = release_seed(params.sample.seed, release_id)
+    seed = derive_seed(params.sample.seed, "release/seed", release_id)
     target = Path(releases) / release_id
     with release_lock(target):
         started = start_release(releases, release_id, seed, params_hash(params))

@@ -16,11 +16,11 @@ from synthgen.config.sample import SampleConfig
 from synthgen.errors import SynthgenError
 from synthgen.generate import refill as refill_module
 from synthgen.generate.models import load_models
-from synthgen.generate.plan import sample_seed
 from synthgen.generate.refill import refill_dataset, refill_progress, select_flagged
 from synthgen.generate.regenerate import regenerate
 from synthgen.generate.run import build_plan, finish_run, run_key
 from synthgen.generate.shard_sampler import Provenance, generate_shard
+from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.shards import manifest as manifest_module
 from tests.tiny_models import CLASS_NAMES, write_tiny_models
@@ -107,7 +107,7 @@ def test_flagged_samples_are_replaced_with_new_seeds_and_the_same_labels(origina
         row = after[key]
         assert row["replaces"] == replaced and row["refill_round"] == 1
         assert row["label"] == before[replaced]["label"] and row["shard"] == before[replaced]["shard"]
-        assert row["seed"] == sample_seed(SEED, int(key[-9:]))
+        assert row["seed"] == derive_seed(SEED, "sample/seed", int(key[-9:]))
         assert row["config_hash"] == before[replaced]["config_hash"]
     kept = [r for k, r in after.items() if k not in new]
     assert all(r["refill_round"] == 0 and r["replaces"] is None for r in kept)

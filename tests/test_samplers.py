@@ -1,10 +1,12 @@
 """Every sampler against the exact denoiser of Gaussian data, plus determinism, reproducibility and the API."""
 import math
+from typing import get_args
 
 import pytest
 import torch
 
-from synthgen.config.diffusion import SamplerConfig
+from synthgen.config.diffusion import SamplerConfig, SamplerSettings
+from synthgen.config.evaluate import SweepConfig
 from synthgen.diffusion import SAMPLERS, NoiseSchedule, sample, sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
 from synthgen.diffusion.samplers.ddim import ddim_sigma, ddim_step
@@ -243,9 +245,11 @@ def test_options_are_checked_per_sampler():
         sample(lambda x, t: x, noise(n=1), schedule=LINEAR, sampler="heun", eta=0.5)
     with pytest.raises(ValueError, match="its options: snr, corrector_steps"):
         sample(lambda x, t: x, noise(n=1), schedule=LINEAR, sampler="pc", eta=0.5)
-    with pytest.raises(ValueError, match="fixed_small, fixed_large"):
+    with pytest.raises(ValueError, match="'fixed_small' or 'fixed_large'"):
         sample(lambda x, t: x, noise(n=1), schedule=LINEAR, sampler="ddpm", variance="learned",
                generator=torch.Generator())
+    with pytest.raises(ValueError, match="greater than 0"):
+        sample(lambda x, t: x, noise(n=1), schedule=LINEAR, sampler="pc", snr=0.0, generator=torch.Generator())
     with pytest.raises(ValueError, match=r"steps must lie in \[1, 1000\]"):
         sample(lambda x, t: x, noise(n=1), schedule=LINEAR, sampler="ddim", steps=2000)
 
@@ -259,3 +263,13 @@ def test_sample_with_config_passes_only_the_samplers_own_options(name):
     want = sample(gaussian_eps_fn(LINEAR), x_T, schedule=LINEAR, sampler=name, steps=4, timestep_spacing="linspace",
                   generator=torch.Generator().manual_seed(4), **extra.get(name, {}))
     assert torch.equal(got, want)
+
+
+def test_the_config_names_and_sweep_default_derive_from_the_sampler_declarations():
+    """Settings first, then each sampler's options, samplers in alphabetical order, each option described."""
+    options = [(spec.name, option) for spec in sorted(SAMPLERS.values(), key=lambda s: s.name)
+               for option in spec.option_names]
+    assert list(SamplerConfig.model_fields) == list(SamplerSettings.model_fields) + [option for _, option in options]
+    for sampler, option in options:
+        assert SamplerConfig.model_fields[option].description.startswith(f"{sampler}: ")
+    assert get_args(SamplerConfig.model_fields["name"].annotation) == tuple(SAMPLERS) == SweepConfig().samplers

@@ -6,9 +6,7 @@ import torch
 
 from synthgen.imaging import from_uint8
 from synthgen.models.autoencoder import Autoencoder
-from synthgen.training.rng import derive_seed
-
-SCALE_STREAM = 11  # seed-stream key of the scale-factor sample and its posterior noise
+from synthgen.seeds import derive_seed
 
 
 @torch.no_grad()
@@ -37,7 +35,7 @@ def estimate_scale_factor(model: Autoencoder, pixels: np.ndarray, sample_size: i
     """scale_factor = 1 / std(z) over a fixed, seeded sample of `sample_size` training images (all if
     fewer), so z * scale_factor has unit variance (Rombach et al. 2022, latent rescaling of the KL
     models; diffusion-math.md Sec. 4)."""
-    g = torch.Generator().manual_seed(derive_seed(seed, SCALE_STREAM))
+    g = torch.Generator().manual_seed(derive_seed(seed, "autoencoder/scale_factor"))
     count = min(sample_size, len(pixels))
     chosen = torch.randperm(len(pixels), generator=g)[:count].sort().values.numpy()
     mean, std = encode_moments(model, pixels[chosen], batch_size, device)

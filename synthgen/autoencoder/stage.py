@@ -32,13 +32,13 @@ from synthgen.errors import SynthgenError
 from synthgen.imaging import from_uint8, save_grid, to_uint8
 from synthgen.models.autoencoder import Autoencoder
 from synthgen.models.discriminator import PatchDiscriminator
+from synthgen.seeds import derive_seed
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.loop import MAIN, TrainResult, train
-from synthgen.training.rng import derive_seed, seeded_cpu_rng
+from synthgen.training.rng import seeded_cpu_rng
 
 log = logging.getLogger(__name__)
 
-INIT_STREAM, EVAL_STREAM = 12, 13  # seed-stream keys of weight init and of the evaluation's posterior noise
 RECON_ROW = 8  # images per row of recon.png
 RECON_MIN_PIXELS = 128  # recon.png enlarges each image to at least this many pixels a side
 
@@ -54,7 +54,7 @@ def check_pixels(pixels: np.ndarray, name: str, channels: int, factor: int) -> N
 
 def build_networks(cfg: AutoencoderConfig) -> dict[str, torch.nn.Module]:
     """The autoencoder, and the PatchGAN when enabled, initialised from train.seed."""
-    with seeded_cpu_rng(derive_seed(cfg.train.seed, INIT_STREAM)):
+    with seeded_cpu_rng(derive_seed(cfg.train.seed, "autoencoder/init")):
         nets: dict[str, torch.nn.Module] = {MAIN: Autoencoder(cfg.model)}
         if cfg.discriminator:
             nets[DISC] = PatchDiscriminator(cfg.model.in_channels, cfg.disc_channels, cfg.disc_layers)
@@ -79,7 +79,7 @@ def evaluate(model: Autoencoder, pixels: np.ndarray, scale_factor: float, cfg: A
     recon, kl = reconstruct(model, pixels, cfg.eval_batch_size, device)
     x, y = from_uint8(pixels), quantize(recon)
     mean, std = encode_moments(model, pixels, cfg.eval_batch_size, device)
-    g = torch.Generator().manual_seed(derive_seed(cfg.train.seed, EVAL_STREAM))
+    g = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "autoencoder/eval"))
     metrics = {
         "psnr": psnr(x, y).mean().item(),
         "ssim": ssim(x, y).mean().item(),

@@ -1,18 +1,19 @@
 """Params sections of the latent diffusion model: network, noise schedule, loss, training and preview."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from synthgen.config.base import Section, defaults_from
+from synthgen.config.template import source_comments
 from synthgen.config.training import TrainConfig
+from synthgen.diffusion.losses import LossWeighting, TimestepSampling
+from synthgen.diffusion.parameterization import PredictionType
+from synthgen.diffusion.samplers import SAMPLERS
+from synthgen.diffusion.timesteps import TimestepSpacing
 
-SamplerName = Literal["ddpm", "ddim", "euler_maruyama", "pc", "heun", "dpm_solver_pp_2m"]
-TimestepSpacing = Literal["leading", "trailing", "linspace"]
-PredictionType = Literal["epsilon", "v_prediction", "sample"]
-LossWeighting = Literal["uniform", "min_snr"]
-TimestepSampling = Literal["uniform", "logit_normal"]
+SamplerName = Literal[tuple(SAMPLERS)]
 
 
 class UNetConfig(Section):
@@ -79,18 +80,14 @@ class ScheduleConfig(Section):
         return self
 
 
-class SamplerConfig(Section):
-    """How to draw samples: sampler, step grid, guidance and the sampler's own options."""
+class SamplerSettings(Section):
+    """How to draw samples: sampler, step grid and guidance (SamplerConfig adds the samplers' own options)."""
 
     name: SamplerName = "dpm_solver_pp_2m"  # one of the registered samplers (stage sweep_samplers compares them)
     steps: int = Field(20, ge=1, le=100_000)  # number of timesteps visited (network calls differ per sampler)
     timestep_spacing: TimestepSpacing = "trailing"  # Lin et al. 2023, Table 2
     guidance_scale: float = Field(5.0, ge=0.0, le=100.0)  # classifier-free guidance w; 1 = conditional only
     guidance_interval: tuple[float, float] | None = (0.5, 10.0)  # guide only where sigma_t = sqrt((1 - abar) / abar) is in (low, high] (Kynkaanniemi et al. 2024); None = every step
-    eta: float = Field(0.0, ge=0.0, le=1.0)  # ddim: 0 deterministic, 1 = DDPM variance
-    variance: Literal["fixed_small", "fixed_large"] = "fixed_small"  # ddpm: beta~_t or beta_t
-    snr: float = Field(0.16, gt=0.0, le=10.0)  # pc: target signal-to-noise ratio of the Langevin corrector
-    corrector_steps: int = Field(1, ge=1, le=100)  # pc: Langevin steps per noise level
 
     @field_validator("guidance_interval")
     @classmethod
@@ -98,6 +95,26 @@ class SamplerConfig(Section):
         if interval is not None and not 0.0 <= interval[0] < interval[1]:
             raise ValueError("must be [low, high] noise levels with 0 <= low < high, or null to guide at every step")
         return interval
+
+
+def sampler_option_fields() -> dict[str, Any]:
+    """Every registered sampler's options as flat fields, described "<sampler>: <the option's comment>".
+
+    Samplers in alphabetical order of name, so the keys (and config dumps) do not depend on the registry's
+    order: today eta (ddim), variance (ddpm), snr and corrector_steps (pc).
+    """
+    fields: dict[str, Any] = {}
+    for spec in sorted(SAMPLERS.values(), key=lambda s: s.name):
+        comments = source_comments(spec.options)
+        for name, info in spec.options.__pydantic_fields__.items():
+            if name in fields or name in SamplerSettings.model_fields:
+                raise TypeError(f"option {name!r} of sampler {spec.name!r} is already a sampler field; rename it")
+            fields[name] = (Annotated[info.annotation, info], Field(description=f"{spec.name}: {comments[name]}"))
+    return fields
+
+
+SamplerConfig = create_model("SamplerConfig", __base__=SamplerSettings, __module__=__name__,
+                             __doc__="Sampler settings plus every sampler's own options.", **sampler_option_fields())
 
 
 class PreviewConfig(SamplerConfig):

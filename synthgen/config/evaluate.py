@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from synthgen.config.base import Section, defaults_from
 from synthgen.config.diffusion import SamplerName
 from synthgen.config.training import TrainConfig
+from synthgen.diffusion.samplers import SAMPLERS
 
 Width = Annotated[int, Field(ge=8, le=1024)]
 
@@ -63,7 +64,7 @@ class GateConfig(Section):
 class SweepConfig(Section):
     """Stage sweep_samplers: quality and time of each sampler at each step count (other options from sample.sampler)."""
 
-    samplers: tuple[SamplerName, ...] = Field(("ddpm", "ddim", "euler_maruyama", "pc", "heun", "dpm_solver_pp_2m"), min_length=1)  # samplers compared
+    samplers: tuple[SamplerName, ...] = Field(tuple(SAMPLERS), min_length=1)  # samplers compared
     steps: tuple[Annotated[int, Field(ge=1, le=100_000)], ...] = Field((5, 10, 20), min_length=1)  # step counts tried with each sampler
     per_class: int = Field(8, ge=1, le=4096)  # samples per class in every run; all runs share one x_T
     cpu_threads: int = Field(0, ge=0, le=1024)  # torch intra-op threads; 0 = torch's default (all cores)

@@ -2,6 +2,7 @@
 one-line comment its field carries in the config source."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from functools import lru_cache
@@ -14,15 +15,26 @@ from synthgen.config.base import Section
 _FIELD_COMMENT = re.compile(r"^\s+(\w+):[^#]*#\s*(.+)$")
 
 
+def source_comments(klass: type) -> dict[str, str]:
+    """The one-line comment after each field that `klass` itself declares, by field name."""
+    own = vars(klass).get("__annotations__", {})
+    comments: dict[str, str] = {}
+    for line in inspect.getsource(klass).splitlines():
+        match = _FIELD_COMMENT.match(line)
+        if match and match.group(1) in own:
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
 @lru_cache(maxsize=None)
 def field_comments(cls: type[Section]) -> dict[str, str]:
-    comments: dict[str, str] = {}
+    """Each field's comment: its description if it has one (fields of a model built by `create_model`,
+    which has no source), else the comment after it in the source of the class that declares it."""
+    comments = {name: field.description for name, field in cls.model_fields.items() if field.description}
     for klass in reversed(cls.__mro__):
         if isinstance(klass, type) and issubclass(klass, Section) and klass is not Section:
-            for line in inspect.getsource(klass).splitlines():
-                match = _FIELD_COMMENT.match(line)
-                if match and match.group(1) in klass.model_fields:
-                    comments[match.group(1)] = match.group(2).strip()
+            with contextlib.suppress(OSError):
+                comments.update(source_comments(klass))
     return comments
 
 

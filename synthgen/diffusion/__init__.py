@@ -3,7 +3,7 @@ from synthgen.diffusion.adapter import eps_fn_from_model
 from synthgen.diffusion.guidance import drop_labels, guided_prediction
 from synthgen.diffusion.losses import diffusion_loss, loss_weight
 from synthgen.diffusion.parameterization import convert, to_epsilon, to_v, to_x0, training_target
-from synthgen.diffusion.sample import sample, sample_with_config, sampler_options
+from synthgen.diffusion.sample import sample, sample_with_config
 from synthgen.diffusion.samplers import SAMPLERS
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, select_timesteps
@@ -20,7 +20,6 @@ __all__ = [
     "loss_weight",
     "sample",
     "sample_with_config",
-    "sampler_options",
     "select_timesteps",
     "to_epsilon",
     "to_v",

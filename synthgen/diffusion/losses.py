@@ -2,14 +2,15 @@
 and a choice of training-timestep density (Esser et al. 2024)."""
 from __future__ import annotations
 
-from typing import Callable, get_args
+from typing import Callable, Literal, get_args
 
 import torch
 
-from synthgen.config.diffusion import LossWeighting, TimestepSampling
 from synthgen.diffusion.parameterization import check_prediction_type, training_target
 from synthgen.diffusion.schedule import NoiseSchedule
 
+LossWeighting = Literal["uniform", "min_snr"]
+TimestepSampling = Literal["uniform", "logit_normal"]
 ModelFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeighting)
 TIMESTEP_SAMPLINGS: tuple[str, ...] = get_args(TimestepSampling)

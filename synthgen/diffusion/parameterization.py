@@ -8,12 +8,11 @@ and v = a eps - s x0 (Salimans & Ho 2022, Sec. 4 and App. D), any one prediction
 """
 from __future__ import annotations
 
-from typing import get_args
+from typing import Literal, get_args
 
 import torch
 
-from synthgen.config.diffusion import PredictionType
-
+PredictionType = Literal["epsilon", "v_prediction", "sample"]
 PREDICTION_TYPES: tuple[str, ...] = get_args(PredictionType)
 
 

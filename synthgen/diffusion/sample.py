@@ -1,23 +1,17 @@
 """The public sampling entry point: pick a sampler by name and run it."""
 from __future__ import annotations
 
-import inspect
+from typing import TYPE_CHECKING
 
 import torch
 
-from synthgen.config.diffusion import SamplerConfig
-from synthgen.diffusion.samplers import SAMPLERS
 from synthgen.diffusion.noise import Generator
+from synthgen.diffusion.samplers import sampler_spec
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn
 
-
-def sampler_options(name: str) -> tuple[str, ...]:
-    """The keyword-only options of a sampler (e.g. ddim: eta), after checking the name."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
-    parameters = inspect.signature(SAMPLERS[name]).parameters.values()
-    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+if TYPE_CHECKING:
+    from synthgen.config.diffusion import SamplerConfig
 
 
 def sample(
@@ -37,14 +31,8 @@ def sample(
     Stochastic samplers need a generator: a torch.Generator on x_T's device, or one generator per
     row (`noise.SampleGenerators`), which makes each sample independent of the batch it runs in.
     """
-    allowed = sampler_options(sampler)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"sampler {sampler!r} has no option {', '.join(unknown)}; its options: {', '.join(allowed) or 'none'}"
-        )
-    fn = SAMPLERS[sampler]
-    return fn(eps_fn, x_T, schedule, steps, generator, timestep_spacing, **options)
+    spec = sampler_spec(sampler)
+    return spec.fn(eps_fn, x_T, schedule, steps, generator, timestep_spacing, options=spec.make_options(options))
 
 
 def sample_with_config(
@@ -58,14 +46,6 @@ def sample_with_config(
 
     Guidance is not a sampler option: build eps_fn with `adapter.eps_fn_from_model(..., config.guidance_scale)`.
     """
-    options = {name: getattr(config, name) for name in sampler_options(config.name)}
-    return sample(
-        eps_fn,
-        x_T,
-        schedule=schedule,
-        sampler=config.name,
-        steps=config.steps,
-        generator=generator,
-        timestep_spacing=config.timestep_spacing,
-        **options,
-    )
+    spec = sampler_spec(config.name)
+    return spec.fn(eps_fn, x_T, schedule, config.steps, generator, config.timestep_spacing,
+                   options=spec.options_from(config))

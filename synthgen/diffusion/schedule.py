@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 
-from synthgen.config.diffusion import ScheduleConfig
+if TYPE_CHECKING:
+    from synthgen.config.diffusion import ScheduleConfig
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, get_args
+from typing import Callable, Iterator, Literal, get_args
 
 import numpy as np
 import torch
 
-from synthgen.config.diffusion import TimestepSpacing
 from synthgen.diffusion.schedule import NoiseSchedule
 
+TimestepSpacing = Literal["leading", "trailing", "linspace"]
 TIMESTEP_SPACINGS: tuple[str, ...] = get_args(TimestepSpacing)
 
 

@@ -28,12 +28,12 @@ from synthgen.evaluation.augment import augment
 from synthgen.evaluation.features import check_images, class_accuracy, pixels_nchw, seeded_subset, to_model_range
 from synthgen.evaluation.trained import write_trained
 from synthgen.models.classifier import FeatureClassifier
+from synthgen.seeds import derive_seed
 from synthgen.training.loop import MAIN, TrainResult, train
-from synthgen.training.rng import derive_seed, seeded_cpu_rng
+from synthgen.training.rng import seeded_cpu_rng
 
 log = logging.getLogger(__name__)
 
-INIT_STREAM, CAS_REAL_STREAM = 21, 22  # seed-stream keys of weight init and of the CAS reference's real subset
 CAS_REFERENCE = "cas_reference"
 
 
@@ -54,7 +54,7 @@ class ClassifierObjective:
 
 def build_classifier(cfg: ClassifierConfig, num_classes: int, seed: int) -> FeatureClassifier:
     """A freshly initialised classifier; the weights depend only on (cfg, num_classes, seed)."""
-    with seeded_cpu_rng(derive_seed(seed, INIT_STREAM)):
+    with seeded_cpu_rng(derive_seed(seed, "classifier/init")):
         return FeatureClassifier(cfg, num_classes)
 
 
@@ -94,7 +94,8 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     # 1) the feature classifier, on every training image
     result = fit_classifier(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir)
     # 2) the CAS reference: the CAS schedule on as many real images as CAS trains on synthetic ones
-    subset = seeded_subset(len(train_pixels), cfg.cas.samples, derive_seed(cfg.cas.train.seed, CAS_REAL_STREAM))
+    real_seed = derive_seed(cfg.cas.train.seed, "classifier/cas_real_subset")
+    subset = seeded_subset(len(train_pixels), cfg.cas.samples, real_seed)
     reference = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset],
                                num_classes, out_dir / CAS_REFERENCE)
     if result.rank != 0:

@@ -46,12 +46,10 @@ from synthgen.evaluation.trained import TrainedClassifier, load_classifier
 from synthgen.metrics.gate import GateVerdict, evaluate_gate
 from synthgen.metrics.inception import inception_features, load_inception
 from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
+from synthgen.seeds import derive_seed
 from synthgen.training.distributed import cpu_threads, resolve_device
-from synthgen.training.rng import derive_seed
 
 log = logging.getLogger(__name__)
-
-MEASURED_STREAM, SUBSET_STREAM, CAS_STREAM, BASELINE_STREAM = 31, 34, 35, 36  # seed-stream keys of its random choices
 
 
 # ---- measurements ---------------------------------------------------------------------------
@@ -79,7 +77,7 @@ def train_cas(cfg: EvaluateConfig, images: LabelledImages, val: LabelledImages, 
     Always a fresh run (the synthetic data may have changed); only its metrics.csv is kept.
     """
     shutil.rmtree(run_dir, ignore_errors=True)
-    chosen = images.take(seeded_subset(len(images), cfg.cas.samples, derive_seed(cfg.seed, CAS_STREAM)))
+    chosen = images.take(seeded_subset(len(images), cfg.cas.samples, derive_seed(cfg.seed, "evaluate/cas_subset")))
     result = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, chosen.pixels, chosen.labels, num_classes, run_dir)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall, len(chosen)
@@ -132,7 +130,7 @@ def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, cl
     check_classifier_fits(trained, cfg, real, classifier_dir)
     synthetic = load_synthetic(synthetic_dir, real.class_names)
     check_synthetic_fits(synthetic, real, cfg)
-    measured = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, MEASURED_STREAM))
+    measured = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, "evaluate/measured_subset"))
     return Inputs(trained, real, synthetic, measured)
 
 
@@ -141,8 +139,8 @@ def equal_sized_sets(cfg: EvaluateConfig, num_measured: int, num_val: int) -> tu
     val-sized subsets of the measured samples, against val (or a measured-sized subset of val
     when fewer samples are measured than val holds). Returns the subsets and the val rows."""
     size = min(num_measured, num_val)
-    subsets = matched_subsets(num_measured, size, derive_seed(cfg.seed, SUBSET_STREAM))
-    return subsets, torch.as_tensor(seeded_subset(num_val, size, derive_seed(cfg.seed, BASELINE_STREAM)))
+    subsets = matched_subsets(num_measured, size, derive_seed(cfg.seed, "evaluate/equal_size_subsets"))
+    return subsets, torch.as_tensor(seeded_subset(num_val, size, derive_seed(cfg.seed, "evaluate/equal_size_val")))
 
 
 def distribution_scores(cfg: EvaluateConfig, feats: Mapping[str, torch.Tensor], measured: np.ndarray) -> dict[str, float]:

@@ -19,9 +19,7 @@ from synthgen.metrics.gate import CONDITIONAL_ACCURACY, NEAR_DUPLICATE_FRACTION,
 from synthgen.metrics.kid import kernel_inception_distance
 from synthgen.metrics.memorisation import Memorisation
 from synthgen.metrics.precision_recall import precision_recall
-from synthgen.training.rng import derive_seed
-
-KID_STREAM, KID_BASELINE_STREAM = 32, 33  # seed-stream keys of the KID subsets
+from synthgen.seeds import derive_seed
 
 
 def mean(values: Sequence[float]) -> float:
@@ -40,10 +38,10 @@ def fd_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Te
 def kid_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
     """KID (Binkowski et al. 2018) against train for both sets, with one subset size for both."""
     size = min(cfg.kid_subset_size, len(generated), len(val), len(train))
-    kid = kernel_inception_distance(generated, train, cfg.kid_subsets, size,
-                                    torch.Generator().manual_seed(derive_seed(cfg.seed, KID_STREAM)))
+    kid_seed, baseline_seed = derive_seed(cfg.seed, "evaluate/kid_subsets"), derive_seed(cfg.seed, "evaluate/kid_baseline_subsets")
+    kid = kernel_inception_distance(generated, train, cfg.kid_subsets, size, torch.Generator().manual_seed(kid_seed))
     baseline = kernel_inception_distance(val, train, cfg.kid_subsets, size,
-                                         torch.Generator().manual_seed(derive_seed(cfg.seed, KID_BASELINE_STREAM)))
+                                         torch.Generator().manual_seed(baseline_seed))
     return {"kid": kid.mean, "kid_std": kid.std, "kid_baseline": baseline.mean, "kid_baseline_std": baseline.std,
             "kid_subset_size": size}
 

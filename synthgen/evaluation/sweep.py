@@ -29,6 +29,7 @@ from synthgen.ldm.stage import decode_to_pixels
 from synthgen.ldm.trained import TrainedDiffusion
 from synthgen.metrics.frechet import frechet_distance
 from synthgen.precision import bf16_autocast
+from synthgen.seeds import derive_seed
 from synthgen.shards import read_arrays
 
 COLUMNS = ("sampler", "steps", "nfe", "seconds", "overhead", "images_per_s", "latent_mean", "latent_std",
@@ -89,8 +90,10 @@ class ClassifierScore:
         self.model, self.batch_size = classifier.model, batch_size
         val, _, _ = read_arrays(Path(prepared_dir) / "val")
         train, _, _ = read_arrays(Path(prepared_dir) / "train")
-        self.real = embed_pixels(self.model, val[seeded_subset(len(val), count, seed)], batch_size).features
-        train_features = embed_pixels(self.model, train[seeded_subset(len(train), count, seed)], batch_size).features
+        reference_seed = derive_seed(seed, "sweep/fd_reference")
+        self.real = embed_pixels(self.model, val[seeded_subset(len(val), count, reference_seed)], batch_size).features
+        train_rows = seeded_subset(len(train), count, reference_seed)
+        train_features = embed_pixels(self.model, train[train_rows], batch_size).features
         self.baseline_fd = frechet_distance(train_features, self.real)
 
     @property
@@ -115,12 +118,13 @@ def sweep_samplers(model: TrainedDiffusion, autoencoder: TrainedAutoencoder, bas
     """For every sampler and step count (other options from `base`), yield its row and decoded images."""
     labels = sweep_labels(model.num_classes, per_class)
     device = next(model.model.parameters()).device
-    x_T = torch.randn((len(labels), *model.latent_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    g_x_T = torch.Generator().manual_seed(derive_seed(seed, "sweep/x_T"))
+    x_T = torch.randn((len(labels), *model.latent_shape), generator=g_x_T).to(device)
     conditional = labels.to(device) if model.num_classes > 0 else None
     for name in samplers:
         for count in steps:
             run = run_sampler(model, base.model_copy(update={"name": name, "steps": count}), x_T, conditional,
-                              seed + 1, bf16)
+                              derive_seed(seed, "sweep/sampler_noise"), bf16)
             pixels = decode_to_pixels(autoencoder, run.latents, device, bf16)
             row = {"sampler": name, "steps": count, "nfe": run.nfe, "seconds": run.seconds,
                    "overhead": 1 - run.model_seconds / run.seconds, "images_per_s": len(labels) / run.seconds,

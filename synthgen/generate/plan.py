@@ -5,17 +5,12 @@ of an image do not depend on batch size, worker count or the order in which shar
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-
-def sample_seed(run_seed: int, index: int) -> int:
-    """A 63-bit noise seed for global sample `index`, independent of every other sample's."""
-    digest = hashlib.sha256(f"synthgen/sample/{run_seed}/{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+from synthgen.seeds import derive_seed
 
 
 def apportion(total: int, weights: np.ndarray) -> np.ndarray:
@@ -80,7 +75,7 @@ class SamplingPlan:
             name=f"{self.prefix}-{index:06d}.tar",
             sample_indices=indices,
             labels=self.labels[indices],
-            seeds=tuple(sample_seed(self.seed, int(i)) for i in indices),
+            seeds=tuple(derive_seed(self.seed, "sample/seed", int(i)) for i in indices),
         )
 
     def shards(self) -> list[ShardPlan]:

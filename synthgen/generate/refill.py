@@ -1,7 +1,7 @@
 """Refill: replace the flagged samples of an evaluated dataset with new ones (same labels, new seeds).
 
 Replacements take fresh global indices after the largest one used so far, so their seeds come from
-the plan's own derivation (`sample_seed(run seed, index)`) and no seed is ever used twice. Each
+the plan's own derivation (`derive_seed(run seed, "sample/seed", index)`) and no seed is ever used twice. Each
 replacement goes into the shard of the sample it replaces, so shard names, sizes and the total stay.
 
 A round runs in crash-safe steps inside the dataset folder:
@@ -31,9 +31,10 @@ from synthgen.config.sample import SampleConfig
 from synthgen.errors import SynthgenError
 from synthgen.evaluation.quality import QUALITY
 from synthgen.generate.models import GenerationModels
-from synthgen.generate.plan import ShardPlan, sample_key, sample_seed
+from synthgen.generate.plan import ShardPlan, sample_key
 from synthgen.generate.run import PREFIX, dataset_card, run_key
 from synthgen.generate.shard_sampler import Provenance, generate_shard
+from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
 from synthgen.shards.index import BASE_SCHEMA
 from synthgen.shards.manifest import MANIFEST, METADATA
@@ -78,7 +79,7 @@ def select_flagged(dataset_dir: str | Path, criteria: Sequence[str], evaluation_
 @dataclass(frozen=True)
 class Replacement:
     key: str
-    index: int  # global sample index: the seed is sample_seed(run seed, index)
+    index: int  # global sample index: the seed is derive_seed(run seed, "sample/seed", index)
     label: int  # the requested label of the sample it replaces
     seed: int
     replaces: str
@@ -143,7 +144,7 @@ def make_plan(folder: Path, manifest: dict[str, Any], flagged: Sequence[str], ro
     next_index = max(recorded, max(indices) + 1)
     gone = sorted(set(flagged), key=lambda k: indices[position[k]])
     replacements = tuple(
-        Replacement(sample_key(PREFIX, i), i, int(rows["label"][position[k]]), sample_seed(seed, i), k,
+        Replacement(sample_key(PREFIX, i), i, int(rows["label"][position[k]]), derive_seed(seed, "sample/seed", i), k,
                     rows["shard"][position[k]])
         for i, k in enumerate(gone, start=next_index))
     touched, going = {r.shard for r in replacements}, set(gone)

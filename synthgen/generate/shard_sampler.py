@@ -21,18 +21,12 @@ from synthgen.generate.models import GenerationModels
 from synthgen.generate.plan import ShardPlan, sample_key
 from synthgen.imaging import encode_image, to_uint8
 from synthgen.precision import bf16_autocast
+from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, write_shard
-
-NOISE_STREAM, SAMPLER_STREAM = 0, 1  # sub-streams of a sample's seed: x_T, and the sampler's own noise
-
-
-def stream_seed(seed: int, stream: int) -> int:
-    return (seed * 2 + stream) % (2**63)
-
 
 def initial_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """x_T ~ N(0, I), one row per seed, drawn on the CPU so that it is the same on every device."""
-    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(stream_seed(s, NOISE_STREAM))) for s in seeds]
+    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(derive_seed(s, "sample/x_T"))) for s in seeds]
     return torch.stack(rows).to(device)
 
 
@@ -61,7 +55,7 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     d = models.diffusion
     x_T = initial_noise(seeds, d.latent_shape, models.device)
     y = torch.as_tensor(labels, device=models.device)
-    generators = SampleGenerators([stream_seed(s, SAMPLER_STREAM) for s in seeds], models.device)
+    generators = SampleGenerators([derive_seed(s, "sample/sampler_noise") for s in seeds], models.device)
     denoiser = in_fixed_batches(d.model, cfg.micro_batch)
     decoder = in_fixed_batches(models.autoencoder.decode, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):

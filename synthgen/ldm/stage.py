@@ -37,13 +37,13 @@ from synthgen.imaging import save_grid, to_uint8
 from synthgen.ldm.trained import TrainedDiffusion, load_diffusion, write_trained
 from synthgen.models.unet import UNet
 from synthgen.precision import bf16_autocast
+from synthgen.seeds import derive_seed
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.loop import MAIN, train
-from synthgen.training.rng import derive_seed, seeded_cpu_rng
+from synthgen.training.rng import seeded_cpu_rng
 
 log = logging.getLogger(__name__)
 
-INIT_STREAM, PREVIEW_STREAM, STATS_STREAM, EVAL_STREAM = 21, 22, 23, 24  # seed-stream keys of this stage
 STATS_SAMPLES = 4096  # data latents the statistics are measured on (all if fewer)
 EVAL_SAMPLES = 1024  # latents of the fixed-noise evaluation loss
 BATCH = 256  # latents per forward pass outside training
@@ -121,7 +121,7 @@ def check_inputs(latents: LatentSet, autoencoder: TrainedAutoencoder, class_name
 
 def build_unet(cfg: DiffusionConfig) -> UNet:
     """The denoiser, initialised from train.seed."""
-    with seeded_cpu_rng(derive_seed(cfg.train.seed, INIT_STREAM)):
+    with seeded_cpu_rng(derive_seed(cfg.train.seed, "diffusion/init")):
         return UNet(cfg.model)
 
 
@@ -140,7 +140,7 @@ def evaluation_loss(trained: TrainedDiffusion, latents: LatentSet, device: torch
     two configurations are compared on identical draws.
     """
     cfg = trained.config
-    g = torch.Generator().manual_seed(derive_seed(cfg.train.seed, EVAL_STREAM))
+    g = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "diffusion/eval"))
     chosen = torch.randperm(len(latents), generator=g)[:EVAL_SAMPLES]
     z = scaled_latents(latents.mean[chosen], latents.std[chosen], latents.scale_factor, g)
     labels = latents.labels[chosen] if trained.num_classes > 0 else None
@@ -148,8 +148,9 @@ def evaluation_loss(trained: TrainedDiffusion, latents: LatentSet, device: torch
     for start in range(0, len(z), BATCH):
         part = slice(start, start + BATCH)
         batch_labels = labels[part].to(device) if labels is not None else None
+        noise = torch.Generator(device).manual_seed(derive_seed(cfg.train.seed, "diffusion/eval_loss_noise", start))
         loss = diffusion_loss(trained.model, z[part].to(device), batch_labels, trained.schedule, cfg.prediction_type,
-                              cfg.loss_weighting, cfg.min_snr_gamma, torch.Generator(device).manual_seed(start))
+                              cfg.loss_weighting, cfg.min_snr_gamma, noise)
         total += loss.item() * len(z[part])
     return total / len(z)
 
@@ -165,7 +166,7 @@ def latent_statistics(z: torch.Tensor, prefix: str) -> dict[str, Any]:
 
 def data_latents(latents: LatentSet, seed: int) -> torch.Tensor:
     """A fixed, seeded subset of scaled posterior samples of the training latents."""
-    g = torch.Generator().manual_seed(derive_seed(seed, STATS_STREAM))
+    g = torch.Generator().manual_seed(derive_seed(seed, "diffusion/latent_stats"))
     chosen = torch.randperm(len(latents), generator=g)[:STATS_SAMPLES]
     return scaled_latents(latents.mean[chosen], latents.std[chosen], latents.scale_factor, g)
 
@@ -183,8 +184,8 @@ def generate_preview(trained: TrainedDiffusion, labels: torch.Tensor, seed: int,
                      bf16: bool) -> torch.Tensor:
     """Scaled latents for `labels` with cfg.preview, batch by batch; x_T drawn on the CPU (same on every device)."""
     preview = trained.config.preview
-    g_init = torch.Generator().manual_seed(derive_seed(seed, PREVIEW_STREAM, 0))
-    g_sampler = torch.Generator(device).manual_seed(derive_seed(seed, PREVIEW_STREAM, 1))
+    g_init = torch.Generator().manual_seed(derive_seed(seed, "diffusion/preview_x_T"))
+    g_sampler = torch.Generator(device).manual_seed(derive_seed(seed, "diffusion/preview_sampler"))
     x_T = torch.randn((len(labels), *trained.latent_shape), generator=g_init)
     out = []
     for start in range(0, len(labels), BATCH):

@@ -8,7 +8,7 @@ from synthgen.releases.consumer import (
     ReleaseNotFoundError, is_releases_root, open_release, resolve_dataset_path, resolve_release,
 )
 from synthgen.releases.ids import (
-    InvalidReleaseIdError, check_release_id, release_id_for, release_seed, release_sort_key,
+    InvalidReleaseIdError, check_release_id, release_id_for, release_sort_key,
 )
 from synthgen.releases.index import (
     INDEX, KEY_METRICS, SCHEMA, STATUSES, ReleaseEntry, ReleaseFinishedError, ReleaseIndexError,
@@ -22,6 +22,6 @@ __all__ = [
     "ReleaseFinishedError", "ReleaseIndexError", "ReleaseLockedError", "ReleaseNotFoundError",
     "ReleasePublishedError", "check_release_id", "fail_release", "finish_release", "finished_entry",
     "gate_verdict", "get_release", "is_releases_root", "lock_path", "next_release_id", "open_release",
-    "read_index", "record_release", "release_id_for", "release_lock", "release_seed", "release_sort_key",
+    "read_index", "record_release", "release_id_for", "release_lock", "release_sort_key",
     "resolve_dataset_path", "resolve_release", "start_release", "utc_now",
 ]

@@ -1,4 +1,5 @@
-"""Release ids and seeds: both are pure functions of the run date, so a release can be remade.
+"""Release ids: a pure function of the run date, as is the release's seed (synthgen/seeds.py "release/seed"), so
+a release can be remade.
 
 A release id is the run's date, `YYYY-MM-DD`, plus an optional suffix when one day has several
 releases: `2026-11-21`, `2026-11-21-2`, `2026-11-21-hotfix`. Pass the *scheduled* date (Prefect's
@@ -6,7 +7,6 @@ releases: `2026-11-21`, `2026-11-21-2`, `2026-11-21-hotfix`. Pass the *scheduled
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import date, datetime
 
@@ -54,14 +54,3 @@ def release_sort_key(release_id: str) -> tuple:
     if suffix is None:
         return (day, 0, 0, "")
     return (day, 1, int(suffix), "") if suffix.isdigit() else (day, 2, 0, suffix)
-
-
-def release_seed(base_seed: int, release_id: str) -> int:
-    """The release's `sample.seed`: a 63-bit integer from the first 8 bytes of
-    sha256("synthgen/release/{base_seed}/{release_id}"), read little-endian and shifted right by one.
-
-    The same base seed and release id always give the same seed (on every platform and Python
-    version, unlike `hash()`), and different days or suffixes give unrelated seeds.
-    """
-    digest = hashlib.sha256(f"synthgen/release/{int(base_seed)}/{check_release_id(release_id)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1

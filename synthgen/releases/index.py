@@ -41,7 +41,7 @@ SCHEMA = pa.schema(
         pa.field("status", pa.string(), nullable=False),
         pa.field("created_at", TIMESTAMP, nullable=False),  # when the release was first started
         ("finished_at", TIMESTAMP),  # when it was last published, rejected or failed
-        pa.field("seed", pa.int64(), nullable=False),  # the release's sample.seed (see release_seed)
+        pa.field("seed", pa.int64(), nullable=False),  # the release's sample.seed (synthgen/seeds.py "release/seed")
         ("params_hash", pa.string()),
         ("num_images", pa.int64()),
         ("num_shards", pa.int64()),

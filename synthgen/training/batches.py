@@ -12,9 +12,7 @@ from typing import Mapping
 import torch
 
 from synthgen.errors import SynthgenError
-from synthgen.training.rng import derive_seed
-
-PERMUTATION_STREAM = 1  # key of the seed stream that orders the data
+from synthgen.seeds import derive_seed
 
 
 class BatchOrder:
@@ -33,7 +31,7 @@ class BatchOrder:
 
     def permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
-            g = torch.Generator().manual_seed(derive_seed(self.seed, PERMUTATION_STREAM, epoch))
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "train/batch_order", epoch))
             self._epoch, self._perm = epoch, torch.randperm(self.count, generator=g)
         return self._perm
 

@@ -29,6 +29,7 @@ from synthgen.atomic import canonical_json, remove_leftovers
 from synthgen.config.training import TrainConfig
 from synthgen.errors import SynthgenError
 from synthgen.precision import bf16_autocast
+from synthgen.seeds import derive_seed
 from synthgen.training.batches import BatchOrder, take_batch
 from synthgen.training.checkpoint import (
     CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
@@ -38,13 +39,12 @@ from synthgen.training.distributed import (
 )
 from synthgen.training.ema import EMA
 from synthgen.training.metrics_log import MetricsLog
-from synthgen.training.rng import capture_rng, derive_seed, make_generator, restore_rng
+from synthgen.training.rng import capture_rng, make_generator, restore_rng
 from synthgen.training.schedule import learning_rate
 
 log = logging.getLogger(__name__)
 
 MAIN = "model"  # name of the main network in `nets`
-GENERATOR_STREAM, GLOBAL_STREAM = 2, 3  # seed-stream keys of the objective's generator and torch's default RNG
 RESERVED_COLUMNS = {"step", "loss", "lr", "images_per_s", "grad_norm"}
 
 
@@ -144,10 +144,10 @@ class Run:
             for name, net in self.nets.items()
         }
         self.ema = EMA(self.nets[MAIN], cfg.ema_decay) if cfg.ema_decay > 0 else None
-        self.generator = make_generator(ctx.device, derive_seed(cfg.seed, GENERATOR_STREAM, ctx.rank))
-        torch.random.default_generator.manual_seed(derive_seed(cfg.seed, GLOBAL_STREAM, ctx.rank))
+        self.generator = make_generator(ctx.device, derive_seed(cfg.seed, "train/objective_noise", ctx.rank))
+        torch.random.default_generator.manual_seed(derive_seed(cfg.seed, "train/torch_default", ctx.rank))
         if ctx.device.type == "cuda":
-            torch.cuda.manual_seed(derive_seed(cfg.seed, GLOBAL_STREAM, ctx.rank))
+            torch.cuda.manual_seed(derive_seed(cfg.seed, "train/torch_default", ctx.rank))
         self.step = self.resume()
         self.resumed_from = self.step
         self.wrapped = {name: self.wrap(net) for name, net in self.nets.items()}

@@ -1,16 +1,10 @@
-"""Seeds derived from params seeds, and the random-number state a checkpoint must carry."""
+"""Seeded generators, and the random-number state a checkpoint must carry (seeds come from synthgen/seeds.py)."""
 from __future__ import annotations
 
 import contextlib
 from typing import Iterator
 
-import numpy as np
 import torch
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A well-mixed 63-bit seed for the stream named by (seed, *keys) (NumPy SeedSequence hashing)."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def make_generator(device: torch.device, seed: int) -> torch.Generator:

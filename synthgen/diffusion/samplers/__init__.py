@@ -1,23 +1,21 @@
-"""Every sampler by name. All share one signature:
-`sampler(eps_fn, x_T, schedule, steps, generator, timestep_spacing, **options) -> x0`."""
+"""Every sampler by name: each module declares itself once (`SAMPLER`), in this order, which is also the order
+of the sweep default and of the allowed names. The contract they share is `registry.SamplerFn`."""
 from __future__ import annotations
 
-from typing import Callable
+from synthgen.diffusion.samplers import ddim, ddpm, dpm_solver, euler_maruyama, heun, predictor_corrector
+from synthgen.diffusion.samplers.registry import NoOptions, SamplerFn, SamplerSpec
 
-from synthgen.diffusion.samplers.ddim import ddim
-from synthgen.diffusion.samplers.ddpm import ddpm
-from synthgen.diffusion.samplers.dpm_solver import dpm_solver_pp_2m
-from synthgen.diffusion.samplers.euler_maruyama import euler_maruyama
-from synthgen.diffusion.samplers.heun import heun
-from synthgen.diffusion.samplers.predictor_corrector import predictor_corrector
-
-SAMPLERS: dict[str, Callable] = {
-    "ddpm": ddpm,
-    "ddim": ddim,
-    "euler_maruyama": euler_maruyama,
-    "pc": predictor_corrector,
-    "heun": heun,
-    "dpm_solver_pp_2m": dpm_solver_pp_2m,
+SAMPLERS: dict[str, SamplerSpec] = {
+    module.SAMPLER.name: module.SAMPLER
+    for module in (ddpm, ddim, euler_maruyama, predictor_corrector, heun, dpm_solver)
 }
 
-__all__ = ["SAMPLERS", "ddim", "ddpm", "dpm_solver_pp_2m", "euler_maruyama", "heun", "predictor_corrector"]
+
+def sampler_spec(name: str) -> SamplerSpec:
+    """The declaration of sampler `name`, or an error that lists the registered names."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]
+
+
+__all__ = ["SAMPLERS", "NoOptions", "SamplerFn", "SamplerSpec", "sampler_spec"]

@@ -4,10 +4,18 @@ from __future__ import annotations
 import math
 
 import torch
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from synthgen.diffusion.noise import Generator, gaussian_like
+from synthgen.diffusion.samplers.registry import SamplerSpec
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
+
+
+@dataclass(frozen=True)
+class DDIMOptions:
+    eta: float = Field(0.0, ge=0.0, le=1.0)  # 0 deterministic, 1 = DDPM variance
 
 
 def ddim_sigma(abar: float, abar_next: float, eta: float) -> float:
@@ -25,22 +33,13 @@ def ddim_step(
     return x_next if noise is None else x_next + sigma * noise
 
 
-def ddim(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    steps: int = 50,
-    generator: Generator | None = None,
-    timestep_spacing: str = "trailing",
-    *,
-    eta: float = 0.0,
-) -> torch.Tensor:
+def ddim(eps_fn: EpsFn, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int, generator: Generator | None,
+         timestep_spacing: str, *, options: DDIMOptions) -> torch.Tensor:
     """Generalised (non-Markovian) reverse process on a timestep sub-sequence (Song et al. 2021, eq. 12).
 
     eta = 0 is the deterministic DDIM (no generator needed); eta = 1 has DDPM's posterior variance.
     """
-    if eta < 0:
-        raise ValueError(f"ddim eta must be >= 0, got {eta}")
+    eta = options.eta
     if eta > 0 and generator is None:
         raise ValueError("ddim with eta > 0 is stochastic: pass generator=torch.Generator(device=x_T.device)")
     x = x_T
@@ -49,3 +48,6 @@ def ddim(
         noise = gaussian_like(x, generator) if eta > 0 else None
         x = ddim_step(x, eps, abar, abar_next, eta, noise)
     return x
+
+
+SAMPLER = SamplerSpec("ddim", ddim, "Song, Meng & Ermon 2021, eq. 12", DDIMOptions)

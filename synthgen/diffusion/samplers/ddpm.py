@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import math
 
+from typing import Literal
+
 import torch
+from pydantic.dataclasses import dataclass
 
 from synthgen.diffusion.noise import Generator, gaussian_like
+from synthgen.diffusion.samplers.registry import SamplerSpec
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
-VARIANCES = ("fixed_small", "fixed_large")
+@dataclass(frozen=True)
+class DDPMOptions:
+    variance: Literal["fixed_small", "fixed_large"] = "fixed_small"  # beta~_t or beta_t
 
 
 def ddpm_step(
@@ -29,25 +35,18 @@ def ddpm_step(
     return mean + sigma * noise
 
 
-def ddpm(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    steps: int = 50,
-    generator: Generator | None = None,
-    timestep_spacing: str = "trailing",
-    *,
-    variance: str = "fixed_small",
-) -> torch.Tensor:
+def ddpm(eps_fn: EpsFn, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int, generator: Generator | None,
+         timestep_spacing: str, *, options: DDPMOptions) -> torch.Tensor:
     """Ancestral sampling of p(x_{t-1} | x_t) (Ho et al. 2020, Alg. 2), respaced to `steps` timesteps
     (Nichol & Dhariwal 2021, Sec. 4). Stochastic: one N(0, I) draw per step from `generator`."""
-    if variance not in VARIANCES:
-        raise ValueError(f"unknown ddpm variance {variance!r}; choose one of: {', '.join(VARIANCES)}")
     if generator is None:
         raise ValueError("ddpm is stochastic: pass generator=torch.Generator(device=x_T.device)")
     x = x_T
     for t, abar, abar_next in sampling_grid(schedule, steps, timestep_spacing).steps():
         eps = eps_fn(x, timestep_batch(t, x))
         noise = gaussian_like(x, generator)
-        x = ddpm_step(x, eps, abar, abar_next, noise, variance)
+        x = ddpm_step(x, eps, abar, abar_next, noise, options.variance)
     return x
+
+
+SAMPLER = SamplerSpec("ddpm", ddpm, "Ho, Jain & Abbeel 2020, Alg. 2", DDPMOptions)

@@ -6,18 +6,13 @@ import math
 import torch
 
 from synthgen.diffusion.noise import Generator
+from synthgen.diffusion.samplers.registry import NoOptions, SamplerSpec
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
 
-def dpm_solver_pp_2m(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    steps: int = 50,
-    generator: Generator | None = None,
-    timestep_spacing: str = "trailing",
-) -> torch.Tensor:
+def dpm_solver_pp_2m(eps_fn: EpsFn, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int, generator: Generator | None,
+                     timestep_spacing: str, *, options: NoOptions) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2) in log-SNR time lambda = log(alpha / sigma).
 
     With alpha = sqrt(abar), sigma = sqrt(1 - abar), h_i = lambda_i - lambda_{i-1}, r_i = h_{i-1} / h_i:
@@ -45,3 +40,6 @@ def dpm_solver_pp_2m(
         x = math.sqrt((1 - abar_next) / (1 - abar)) * x + math.sqrt(abar_next) * (-math.expm1(-h)) * d
         previous_x0, previous_h = x0, h
     return x
+
+
+SAMPLER = SamplerSpec("dpm_solver_pp_2m", dpm_solver_pp_2m, "Lu et al. 2022, DPM-Solver++ Alg. 2")

@@ -6,18 +6,13 @@ import math
 import torch
 
 from synthgen.diffusion.noise import Generator, gaussian_like
+from synthgen.diffusion.samplers.registry import NoOptions, SamplerSpec
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
 
-def euler_maruyama(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    steps: int = 50,
-    generator: Generator | None = None,
-    timestep_spacing: str = "trailing",
-) -> torch.Tensor:
+def euler_maruyama(eps_fn: EpsFn, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int, generator: Generator | None,
+                   timestep_spacing: str, *, options: NoOptions) -> torch.Tensor:
     """Euler-Maruyama steps of dx = [-beta/2 x - beta grad log p_t(x)] dt + sqrt(beta) dw_bar (Song et al. 2021).
 
     On the discrete grid the step's integrated beta, B = int beta dt = log(abar_next / abar_t),
@@ -35,3 +30,6 @@ def euler_maruyama(
         if abar_next < 1.0:
             x = x + math.sqrt(b) * gaussian_like(x, generator)
     return x
+
+
+SAMPLER = SamplerSpec("euler_maruyama", euler_maruyama, "Song et al. 2021, eq. 6")

@@ -6,20 +6,15 @@ import math
 import torch
 
 from synthgen.diffusion.noise import Generator
+from synthgen.diffusion.samplers.registry import NoOptions, SamplerSpec
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
 
 EULER_ABOVE_SIGMA = 1000.0  # far above Karras et al.'s sigma_max = 80 and the linear schedule's 157: pure noise
 
 
-def heun(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    steps: int = 50,
-    generator: Generator | None = None,
-    timestep_spacing: str = "trailing",
-) -> torch.Tensor:
+def heun(eps_fn: EpsFn, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int, generator: Generator | None,
+         timestep_spacing: str, *, options: NoOptions) -> torch.Tensor:
     """Deterministic Heun steps on dx/dsigma = (x - D(x; sigma)) / sigma (Karras et al. 2022, Alg. 1; eqs. 1, 3).
 
     The VP process is rewritten in the scaled variable x = x_t / sqrt(abar_t) = x0 + sigma eps with
@@ -54,3 +49,6 @@ def heun(
             continue
         x = x + (sigmas[i + 1] - sigmas[i]) * (d + slope(x_euler, i + 1)) / 2
     return x
+
+
+SAMPLER = SamplerSpec("heun", heun, "Karras et al. 2022, Alg. 1")

@@ -4,10 +4,19 @@ from __future__ import annotations
 import math
 
 import torch
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from synthgen.diffusion.noise import Generator, gaussian_like
+from synthgen.diffusion.samplers.registry import SamplerSpec
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn, sampling_grid, timestep_batch
+
+
+@dataclass(frozen=True)
+class PCOptions:
+    snr: float = Field(0.16, gt=0.0, le=10.0)  # target signal-to-noise ratio of the Langevin corrector
+    corrector_steps: int = Field(1, ge=1, le=100)  # Langevin steps per noise level
 
 
 def langevin_correct(
@@ -38,17 +47,8 @@ def reverse_diffusion_predict(
     return mean if noise is None else mean + math.sqrt(beta) * noise
 
 
-def predictor_corrector(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    schedule: NoiseSchedule,
-    steps: int = 50,
-    generator: Generator | None = None,
-    timestep_spacing: str = "trailing",
-    *,
-    snr: float = 0.16,
-    corrector_steps: int = 1,
-) -> torch.Tensor:
+def predictor_corrector(eps_fn: EpsFn, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int,
+                        generator: Generator | None, timestep_spacing: str, *, options: PCOptions) -> torch.Tensor:
     """PC sampling: at each visited t, `corrector_steps` Langevin corrections at target SNR r, then a
     reverse-diffusion predictor step (Song et al. 2021, Algs. 3 and 5 for the VP SDE, in the order of their
     code: corrector then predictor). The final predictor step returns its mean. Calls eps_fn
@@ -56,16 +56,17 @@ def predictor_corrector(
     """
     if generator is None:
         raise ValueError("pc is stochastic: pass generator=torch.Generator(device=x_T.device)")
-    if snr <= 0 or corrector_steps < 1:
-        raise ValueError(f"pc needs snr > 0 and corrector_steps >= 1, got snr={snr}, corrector_steps={corrector_steps}")
     alphas = schedule.alphas.cpu().tolist()
     x = x_T
     for t, abar, abar_next in sampling_grid(schedule, steps, timestep_spacing).steps():
         t_batch = timestep_batch(t, x)
-        for _ in range(corrector_steps):
+        for _ in range(options.corrector_steps):
             noise = gaussian_like(x, generator)
-            x = langevin_correct(x, eps_fn(x, t_batch), abar, alphas[t], snr, noise)
+            x = langevin_correct(x, eps_fn(x, t_batch), abar, alphas[t], options.snr, noise)
         final = abar_next == 1.0
         noise = None if final else gaussian_like(x, generator)
         x = reverse_diffusion_predict(x, eps_fn(x, t_batch), abar, abar_next, noise)
     return x
+
+
+SAMPLER = SamplerSpec("pc", predictor_corrector, "Song et al. 2021, App. G, Algs. 3 and 5", PCOptions)
