@@ -11,13 +11,7 @@ TINY = dict(base_channels=16, channel_mult=(1,), attention_resolutions=(8,), att
             norm_groups=4, num_classes=2, dropout=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions: one thread avoids oversubscribing the shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
