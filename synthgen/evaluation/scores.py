@@ -15,10 +15,11 @@ import torch
 from synthgen.config.evaluate import EvaluateConfig
 from synthgen.metrics.conditional import cas_ratio, conditional_accuracy
 from synthgen.metrics.frechet import frechet_distance
-from synthgen.metrics.gate import CONDITIONAL_ACCURACY, NEAR_DUPLICATE_FRACTION, fd_ratio
+from synthgen.metrics.gate import fd_ratio
 from synthgen.metrics.kid import kernel_inception_distance
 from synthgen.metrics.memorisation import Memorisation
 from synthgen.metrics.precision_recall import precision_recall
+from synthgen.metrics.specs import CONDITIONAL_ACCURACY, baseline_key, space_aliases
 from synthgen.training.rng import derive_seed
 
 KID_STREAM, KID_BASELINE_STREAM = 32, 33  # seed-stream keys of the KID subsets
@@ -67,7 +68,7 @@ def conditional_with_baseline(predicted: torch.Tensor, requested: np.ndarray, va
     real = conditional_accuracy(val_predicted, torch.as_tensor(val_labels), len(class_names))
     per_class = {name: {"accuracy": g, "real_val_accuracy": r, "requested": n}
                  for name, g, r, n in zip(class_names, generated.per_class, real.per_class, generated.counts)}
-    return {CONDITIONAL_ACCURACY: generated.overall, f"{CONDITIONAL_ACCURACY}_baseline": real.overall}, per_class
+    return {CONDITIONAL_ACCURACY.key: generated.overall, CONDITIONAL_ACCURACY.baseline_key: real.overall}, per_class
 
 
 def memorisation_summary(memo: Memorisation, measured: np.ndarray, space: str) -> dict[str, float]:
@@ -84,9 +85,11 @@ def memorisation_summary(memo: Memorisation, measured: np.ndarray, space: str) -
 
 
 def gate_space_aliases(metrics: dict[str, float], space: str) -> dict[str, float]:
-    """The keys the gate reads, taken from the space named by `evaluate.memorisation_space`."""
-    return {NEAR_DUPLICATE_FRACTION: metrics[f"near_duplicate_fraction_{space}"],
-            f"{NEAR_DUPLICATE_FRACTION}_baseline": metrics[f"near_duplicate_fraction_{space}_baseline"]}
+    """The keys the gate reads (with their baselines), taken from the space named by `evaluate.memorisation_space`."""
+    aliases = {}
+    for key, alias in space_aliases(space).items():
+        aliases.update({alias: metrics[key], baseline_key(alias): metrics[baseline_key(key)]})
+    return aliases
 
 
 def cas_metrics(cas_accuracy: float, reference_accuracy: float, train_count: int, reference_count: int) -> dict[str, float]:
