@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,7 +32,7 @@ from torch import nn
 from synthgen.atomic import atomic_write_json
 from synthgen.autoencoder import LatentSet, TrainedAutoencoder, load_autoencoder, load_latents, scaled_latents
 from synthgen.config.diffusion import DiffusionConfig
-from synthgen.diffusion import NoiseSchedule, diffusion_loss, drop_labels
+from synthgen.diffusion import DiffusionLoss, drop_labels
 from synthgen.errors import SynthgenError
 from synthgen.imaging import save_grid, to_uint8
 from synthgen.ldm.trained import TrainedDiffusion, load_diffusion, write_trained
@@ -54,17 +55,17 @@ class DiffusionObjective:
     """One training step's loss: a latent per image, CFG label dropout, the weighted denoising loss.
 
     Randomness comes from the loop's generator only, in a fixed order (latent noise, label drops,
-    then t and eps inside `diffusion_loss`), so a resumed run repeats the same draws.
+    then t and eps inside the `DiffusionLoss`), so a resumed run repeats the same draws.
     """
 
     def __init__(self, cfg: DiffusionConfig, scale_factor: float):
         self.cfg, self.scale_factor = cfg, scale_factor
-        self.schedule = NoiseSchedule.from_config(cfg.schedule)
-        self.on_device: dict[torch.device, NoiseSchedule] = {}  # one copy per device: no transfer per step
+        self.loss = DiffusionLoss.from_config(cfg)
+        self.on_device: dict[torch.device, DiffusionLoss] = {}  # one copy per device: no transfer per step
 
-    def schedule_on(self, device: torch.device) -> NoiseSchedule:
+    def loss_on(self, device: torch.device) -> DiffusionLoss:
         if device not in self.on_device:
-            self.on_device[device] = self.schedule.to(device)
+            self.on_device[device] = self.loss.on(device)
         return self.on_device[device]
 
     def __call__(self, nets: Mapping[str, nn.Module], batch: dict[str, torch.Tensor], generator: torch.Generator,
@@ -78,9 +79,7 @@ class DiffusionObjective:
         if cfg.model.num_classes > 0:
             labels = drop_labels(batch["labels"], cfg.p_uncond, cfg.model.num_classes, generator)
         # 3) the weighted denoising loss (Ho et al. 2020, Alg. 1; Hang et al. 2023)
-        loss = diffusion_loss(nets[MAIN], z, labels, self.schedule_on(z.device), cfg.prediction_type,
-                              cfg.loss_weighting, cfg.min_snr_gamma, generator, cfg.timestep_sampling,
-                              cfg.timestep_logit_mean, cfg.timestep_logit_std)
+        loss = self.loss_on(z.device)(nets[MAIN], z, labels, generator)
         return {MAIN: loss}, {}
 
 
@@ -144,12 +143,12 @@ def evaluation_loss(trained: TrainedDiffusion, latents: LatentSet, device: torch
     chosen = torch.randperm(len(latents), generator=g)[:EVAL_SAMPLES]
     z = scaled_latents(latents.mean[chosen], latents.std[chosen], latents.scale_factor, g)
     labels = latents.labels[chosen] if trained.num_classes > 0 else None
+    loss_fn = replace(DiffusionLoss.from_config(cfg, trained.schedule), timestep_sampling="uniform")
     total = 0.0
     for start in range(0, len(z), BATCH):
         part = slice(start, start + BATCH)
         batch_labels = labels[part].to(device) if labels is not None else None
-        loss = diffusion_loss(trained.model, z[part].to(device), batch_labels, trained.schedule, cfg.prediction_type,
-                              cfg.loss_weighting, cfg.min_snr_gamma, torch.Generator(device).manual_seed(start))
+        loss = loss_fn(trained.model, z[part].to(device), batch_labels, torch.Generator(device).manual_seed(start))
         total += loss.item() * len(z[part])
     return total / len(z)
 
