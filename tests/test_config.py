@@ -102,3 +102,22 @@ def test_gpu_preset_validates():
     params = load_params(Path(__file__).resolve().parents[1] / "configs" / "gpu.yaml")
     assert params.data.resolution == 64 and params.autoencoder.model.downsample == 4
     assert params.sample.task_runner == "ray" and params.sample.ray_num_gpus == 1
+
+
+def test_a_partial_training_section_overrides_only_the_keys_it_names_of_the_stage_defaults(tmp_path):
+    from synthgen.config.autoencoder import DEFAULT_TRAIN
+
+    params = load_params(write(tmp_path, "autoencoder:\n  train: {steps: 7}\n"))
+    assert params.autoencoder.train == DEFAULT_TRAIN.model_copy(update={"steps": 7})
+    assert params.evaluate.gate.max_fd_ratio == 4.0  # a section without stage defaults keeps its class's
+
+
+def test_key_dumps_leave_out_exactly_the_unkeyed_fields():
+    params = load_params("params.yaml")
+    runtime = {"batch_size", "encode_workers", "cpu_threads", "task_runner", "max_workers", "ray_address",
+               "ray_num_gpus", "ray_num_cpus"}
+    assert set(params.sample.model_dump()) - set(params.sample.key_dump()) == runtime
+    assert set(params.autoencoder.model_dump()) - set(params.autoencoder.key_dump()) == {"train"}
+    assert set(params.diffusion.model_dump()) - set(params.diffusion.key_dump()) == {"train", "preview"}
+    changed = params.sample.model_copy(update={"batch_size": 7, "max_workers": 9})
+    assert changed.key_dump() == params.sample.key_dump()

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from synthgen.config.base import Section, defaults_from
+from synthgen.config.base import Section, unkeyed
 from synthgen.config.training import TrainConfig
 
 SamplerName = Literal["ddpm", "ddim", "euler_maruyama", "pc", "heun", "dpm_solver_pp_2m"]
@@ -127,8 +127,8 @@ class DiffusionConfig(Section):
     timestep_logit_std: float = Field(1.0, gt=0.0, le=4.0)  # logit_normal: std of logit(t/T)
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
     latents: Literal["sample", "mean"] = "sample"  # train on posterior samples z = mean + std * eps (LDM) or on the mean
-    train: defaults_from(DEFAULT_TRAIN) = DEFAULT_TRAIN  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
-    preview: PreviewConfig = PreviewConfig()  # sampler and size of the per-class grid after training
+    train: TrainConfig = unkeyed(DEFAULT_TRAIN)  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
+    preview: PreviewConfig = unkeyed(PreviewConfig())  # sampler and size of the per-class grid after training
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DiffusionConfig:

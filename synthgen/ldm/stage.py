@@ -222,7 +222,7 @@ def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_d
     objective = DiffusionObjective(resolved, latents.scale_factor)
     data = {"mean": latents.mean, "std": latents.std, "labels": latents.labels}
     result = train(resolved.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv",
-                   run_config=resolved.model_dump(mode="json", exclude={"train", "preview"}))
+                   run_config=resolved.key_dump())
     if result.rank != 0:
         return {"rank": result.rank}
     # 3) weights and config, then everything measured from the folder as written
