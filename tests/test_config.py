@@ -121,3 +121,16 @@ def test_key_dumps_leave_out_exactly_the_unkeyed_fields():
     assert set(params.diffusion.model_dump()) - set(params.diffusion.key_dump()) == {"train", "preview"}
     changed = params.sample.model_copy(update={"batch_size": 7, "max_workers": 9})
     assert changed.key_dump() == params.sample.key_dump()
+
+
+def test_derived_unet_fields_come_from_the_data_and_a_disagreeing_user_value_is_named():
+    from synthgen.config.diffusion import UNetConfig
+
+    placeholder = UNetConfig()  # class defaults are placeholders: replaced without complaint
+    derived = placeholder.derived_from_data(4, 16, 12)
+    assert derived == {"in_channels": 4, "sample_size": 16, "num_classes": 12}
+    assert placeholder.disagreements(derived) == []
+    user = UNetConfig(sample_size=32, channel_mult=(1, 2), attention_resolutions=(16,), num_classes=0)
+    derived = user.derived_from_data(4, 16, 12)
+    assert derived["num_classes"] == 0  # unconditional stays unconditional
+    assert user.disagreements(derived) == ["sample_size = 16 (params: 32)"]

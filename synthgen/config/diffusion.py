@@ -1,7 +1,7 @@
 """Params sections of the latent diffusion model: network, noise schedule, loss, training and preview."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -29,6 +29,19 @@ class UNetConfig(Section):
     num_classes: int = Field(12, ge=0, le=100_000)  # train_diffusion sets it to len(class_names); CFG null class = num_classes
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout inside ResNet blocks (slows short runs down)
     scale_shift_norm: bool = True  # condition by GroupNorm scale/shift (ADM) instead of addition
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("in_channels", "sample_size", "num_classes")  # train_diffusion takes these from the data
+
+    def derived_from_data(self, channels: int, size: int, num_classes: int) -> dict[str, int]:
+        """The DERIVED fields as the latent store gives them (latent channels and side, the class count;
+        an unconditional model, num_classes 0, stays unconditional)."""
+        return {"in_channels": channels, "sample_size": size, "num_classes": num_classes if self.num_classes > 0 else 0}
+
+    def disagreements(self, derived: dict[str, int]) -> list[str]:
+        """One `key = value (params: value)` per DERIVED field a user set to something the data overrides
+        (a field still at its class default is a placeholder, not a user value)."""
+        return [f"{key} = {value} (params: {getattr(self, key)})" for key, value in derived.items()
+                if getattr(self, key) != value and getattr(self, key) != type(self).model_fields[key].default]
 
     @property
     def level_resolutions(self) -> tuple[int, ...]:

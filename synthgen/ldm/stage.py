@@ -84,16 +84,14 @@ class DiffusionObjective:
 
 
 def resolve_config(cfg: DiffusionConfig, latent_shape: tuple[int, int, int], num_classes: int) -> DiffusionConfig:
-    """`cfg` with the network's data-given fields filled in, validated again (one-line error if they clash)."""
+    """`cfg` with the network's DERIVED fields taken from the data, validated again (one-line error if they clash)."""
     channels, height, width = latent_shape
     if height != width:
         raise SynthgenError(f"latents are {height}x{width}; the UNet needs square latents (use square images)")
-    given = cfg.model.model_dump()
-    filled = {**given, "in_channels": channels, "sample_size": height,
-              "num_classes": num_classes if cfg.model.num_classes > 0 else 0}
-    for key in ("in_channels", "sample_size", "num_classes"):
-        if given[key] != filled[key]:
-            log.info("diffusion.model.%s = %s taken from the data (params say %s)", key, filled[key], given[key])
+    derived = cfg.model.derived_from_data(channels, height, num_classes)
+    if disagreements := cfg.model.disagreements(derived):
+        log.warning("diffusion.model: %s: taken from the data, which decides these", "; ".join(disagreements))
+    filled = {**cfg.model.model_dump(), **derived}
     try:
         return DiffusionConfig.model_validate({**cfg.model_dump(), "model": filled})
     except ValidationError as e:
