@@ -35,7 +35,7 @@ def fd_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Te
     values = [frechet_distance(generated[s], train) for s in subsets]
     value, baseline = mean(values), frechet_distance(val, train)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {name: value, f"{name}_std": spread, f"{name}_baseline": baseline, f"{name}_ratio": fd_ratio(value, baseline)}
+    return {name: value, f"{name}_std": spread, baseline_key(name): baseline, f"{name}_ratio": fd_ratio(value, baseline)}
 
 
 def kid_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
