@@ -4,7 +4,7 @@ The `data` section holds the keys every source shares (below) and the options of
 source (`synthgen.data.catalog`), each declared once by its source module. The keys stay flat under
 `data:` so that the resolved params, and the params hash releases record, keep their layout.
 
-Sources that read local files (imagefolder, webdataset, mnist, cifar10) need `data.path`, and the
+Sources that read local files (their options derive from `LocalFiles`) need `data.path`, and the
 path must exist when the config is loaded, so a missing dataset is a config error before any work
 starts. Validate with `context={"check_paths": False}` to skip that check on a machine that only
 needs the other keys (a GPU box that never sees the raw data).
