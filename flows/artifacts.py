@@ -7,7 +7,8 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact
 
-SHOWN = ("conditional_accuracy", "fd_ratio", "near_duplicate_fraction", "cas_ratio", "precision", "recall", "kid")
+from synthgen.metrics.specs import ARTIFACT_METRICS
+
 
 
 def run_summary_markdown(eval_dir: Path, release: str | None, outcomes: dict[str, str]) -> str:
@@ -17,7 +18,7 @@ def run_summary_markdown(eval_dir: Path, release: str | None, outcomes: dict[str
     lines += [f"- {reason}" for reason in gate.get("reasons", [])]
     lines += ["", "| stage | outcome |", "| --- | --- |"] + [f"| {s} | {o} |" for s, o in outcomes.items()]
     lines += ["", "| metric | value |", "| --- | --- |"]
-    lines += [f"| {k} | {metrics[k]:.4g} |" for k in SHOWN if isinstance(metrics.get(k), (int, float))]
+    lines += [f"| {m.key} | {metrics[m.key]:{m.fmt}} |" for m in ARTIFACT_METRICS if isinstance(metrics.get(m.key), (int, float))]
     grid = eval_dir / "grid_per_class.png"
     if grid.is_file():
         lines += ["", f"![samples per class](data:image/png;base64,{base64.b64encode(grid.read_bytes()).decode()})"]

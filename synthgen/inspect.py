@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 
 from synthgen.atomic import sha256_file
 from synthgen.errors import SynthgenError
+from synthgen.metrics.specs import INSPECT_METRICS
 from synthgen.releases.consumer import is_releases_root
-from synthgen.releases.index import KEY_METRICS, METRICS_FILE, gate_verdict, get_release, read_index
+from synthgen.releases.index import METRICS_FILE, gate_verdict, get_release, read_index
 from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest, verify_dataset
 
 QUALITY = "quality.parquet"
@@ -203,7 +204,7 @@ def _format_dataset(s: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-RELEASE_COLUMNS = ("release_id", "status", "num_images", "num_shards", *KEY_METRICS[:3], "finished_at")
+RELEASE_COLUMNS = ("release_id", "status", "num_images", "num_shards", *INSPECT_METRICS, "finished_at")
 
 
 def _cell(row: Mapping[str, Any], column: str) -> str:

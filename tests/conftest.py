@@ -23,3 +23,24 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a test module (restored after): tiny tensor work on a busy
+    shared CPU spends most of its time in thread hand-offs. Use with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    """(diffusion folder, autoencoder folder) of tiny random models, written once; read-only."""
+    from tests.tiny_models import write_tiny_models
+
+    return write_tiny_models(tmp_path_factory.mktemp("models"))

@@ -18,13 +18,7 @@ from synthgen.models.discriminator import PatchDiscriminator
 from synthgen.training.checkpoint import CheckpointError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """One intra-op thread: on a busy shared CPU, two threads wait on each other for most of a step."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_images(n: int, size: int, seed: int) -> np.ndarray:

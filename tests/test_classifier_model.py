@@ -8,13 +8,7 @@ from pydantic import ValidationError
 from synthgen.config.evaluate import ClassifierConfig
 from synthgen.models.classifier import FeatureClassifier, embed
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are dominated by thread hand-offs on a shared CPU; restore the setting after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ClassifierConfig(widths=(8, 16), blocks_per_stage=1, norm_groups=4, dropout=0.0)

@@ -30,13 +30,7 @@ def tiny_config(steps: int = 20) -> EvaluateConfig:
     })
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are dominated by thread hand-offs on a shared CPU; restore the setting after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

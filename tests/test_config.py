@@ -102,3 +102,35 @@ def test_gpu_preset_validates():
     params = load_params(Path(__file__).resolve().parents[1] / "configs" / "gpu.yaml")
     assert params.data.resolution == 64 and params.autoencoder.model.downsample == 4
     assert params.sample.task_runner == "ray" and params.sample.ray_num_gpus == 1
+
+
+def test_a_partial_training_section_overrides_only_the_keys_it_names_of_the_stage_defaults(tmp_path):
+    from synthgen.config.autoencoder import DEFAULT_TRAIN
+
+    params = load_params(write(tmp_path, "autoencoder:\n  train: {steps: 7}\n"))
+    assert params.autoencoder.train == DEFAULT_TRAIN.model_copy(update={"steps": 7})
+    assert params.evaluate.gate.max_fd_ratio == 4.0  # a section without stage defaults keeps its class's
+
+
+def test_key_dumps_leave_out_exactly_the_unkeyed_fields():
+    params = load_params("params.yaml")
+    runtime = {"batch_size", "encode_workers", "cpu_threads", "task_runner", "max_workers", "ray_address",
+               "ray_num_gpus", "ray_num_cpus"}
+    assert set(params.sample.model_dump()) - set(params.sample.key_dump()) == runtime
+    assert set(params.autoencoder.model_dump()) - set(params.autoencoder.key_dump()) == {"train"}
+    assert set(params.diffusion.model_dump()) - set(params.diffusion.key_dump()) == {"train", "preview"}
+    changed = params.sample.model_copy(update={"batch_size": 7, "max_workers": 9})
+    assert changed.key_dump() == params.sample.key_dump()
+
+
+def test_derived_unet_fields_come_from_the_data_and_a_disagreeing_user_value_is_named():
+    from synthgen.config.diffusion import UNetConfig
+
+    placeholder = UNetConfig()  # class defaults are placeholders: replaced without complaint
+    derived = placeholder.derived_from_data(4, 16, 12)
+    assert derived == {"in_channels": 4, "sample_size": 16, "num_classes": 12}
+    assert placeholder.disagreements(derived) == []
+    user = UNetConfig(sample_size=32, channel_mult=(1, 2), attention_resolutions=(16,), num_classes=0)
+    derived = user.derived_from_data(4, 16, 12)
+    assert derived["num_classes"] == 0  # unconditional stays unconditional
+    assert user.disagreements(derived) == ["sample_size = 16 (params: 32)"]

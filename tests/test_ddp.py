@@ -22,13 +22,7 @@ from synthgen.config.training import TrainConfig
 from synthgen.training.loop import MAIN, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """One intra-op thread: on a busy shared CPU, two threads wait on each other for most of a step."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,13 +35,7 @@ CFG = EvaluateConfig.model_validate(CONFIG)
 SWEEP = {"ddim": [(10, 0.5), (20, 0.7)], "heun": [(10, 0.6), (20, 0.8), (40, 0.9)]}  # sampler -> (steps, accuracy)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are dominated by thread hand-offs on a shared CPU; restore the setting after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

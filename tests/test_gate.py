@@ -1,15 +1,24 @@
-"""The quality gate on synthetic feature sets: good data passes, noise, wrong labels and copies do not."""
+"""The quality gate on synthetic feature sets: good data passes, noise, wrong labels and copies do not.
+
+The gate's inputs are computed by the functions the evaluate stage calls (`synthgen.evaluation.scores`).
+"""
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 
 from synthgen.config.evaluate import EvaluateConfig, GateConfig
-from synthgen.metrics import evaluate_gate, gate_metrics
+from synthgen.evaluation.features import matched_subsets
+from synthgen.evaluation.scores import (
+    conditional_with_baseline, fd_with_baseline, gate_space_aliases, memorisation_summary,
+)
+from synthgen.metrics import evaluate_gate, memorisation
+from synthgen.metrics.specs import GATED
 
 NUM_CLASSES, DIM = 4, 16
 GATE = GateConfig(min_conditional_accuracy=0.8, max_fd_ratio=3.0, max_near_duplicate_fraction=0.05)
@@ -33,12 +42,24 @@ def nearest_mean_classifier(features: torch.Tensor) -> torch.Tensor:
 
 
 TRAIN, _ = class_features(100, seed=0)
-VAL, _ = class_features(50, seed=1)
+VAL, VAL_LABELS = class_features(50, seed=1)
+
+
+def gate_inputs(generated: torch.Tensor, requested: torch.Tensor) -> dict[str, float]:
+    """The metrics the gate reads, as the evaluate stage computes them (all generated samples measured)."""
+    measured = np.arange(len(generated))
+    conditional, _ = conditional_with_baseline(nearest_mean_classifier(generated), requested.numpy(),
+                                               nearest_mean_classifier(VAL), VAL_LABELS.numpy(),
+                                               [f"class{c}" for c in range(NUM_CLASSES)])
+    subsets = matched_subsets(len(generated), len(VAL), seed=0)
+    memo = memorisation(generated, TRAIN, VAL, quantile=0.01)
+    metrics = {**conditional, **fd_with_baseline(TRAIN, VAL, generated, subsets),
+               **memorisation_summary(memo, measured, "features")}
+    return {**metrics, **gate_space_aliases(metrics, "features")}
 
 
 def verdict_for(generated: torch.Tensor, requested: torch.Tensor):
-    metrics = gate_metrics(TRAIN, VAL, generated, requested, nearest_mean_classifier(generated), NUM_CLASSES,
-                           memorisation_quantile=0.01)
+    metrics = gate_inputs(generated, requested)
     return evaluate_gate(metrics, GATE), metrics
 
 
@@ -113,3 +134,9 @@ def test_gate_config_rejects_bad_values_naming_the_key():
         EvaluateConfig(memorisation_space="latents")
     cfg = EvaluateConfig.model_validate({"gate": {"min_cas_ratio": 0.8}, "classifier": {"widths": [16, 32]}})
     assert cfg.gate.min_cas_ratio == 0.8 and cfg.classifier.widths == (16, 32) and cfg.pr_k == 3
+
+
+def test_every_gated_metric_has_its_threshold_and_every_threshold_a_metric():
+    assert {spec.threshold for spec in GATED} == set(GateConfig.model_fields)
+    for spec in GATED:
+        assert spec.threshold.startswith(spec.bound), f"{spec.threshold} must be a {spec.bound}imum"

@@ -42,12 +42,7 @@ def loss_column(folder) -> list[float]:
     return [float(r[rows[0].index("loss")]) for r in rows[1:]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_inputs(folder, count: int, seed: int = 0):

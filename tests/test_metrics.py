@@ -12,13 +12,7 @@ from synthgen.metrics import (
 from synthgen.metrics.inception import InceptionWeightsMissing, inception_features, load_inception
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrix products thrash between threads on a shared CPU; restore the setting after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int) -> torch.Generator:

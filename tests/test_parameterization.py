@@ -4,7 +4,8 @@ import itertools
 import pytest
 import torch
 
-from synthgen.diffusion import NoiseSchedule, convert, diffusion_loss, loss_weight, training_target
+from synthgen.config.diffusion import DiffusionConfig
+from synthgen.diffusion import DiffusionLoss, NoiseSchedule, convert, loss_weight, training_target
 from synthgen.diffusion.losses import sample_timesteps
 from synthgen.diffusion.parameterization import PREDICTION_TYPES, to_epsilon, to_x0
 
@@ -101,7 +102,7 @@ def oracle(x0_fixed, prediction_type):
 def test_loss_is_zero_for_the_exact_model(prediction_type, weighting):
     x0 = torch.full((8, 2, 4, 4), 0.3, dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
-    loss = diffusion_loss(oracle(x0[:1], prediction_type), x0, None, SCHEDULE, prediction_type, weighting, 5.0, g)
+    loss = DiffusionLoss(SCHEDULE, prediction_type, weighting, 5.0)(oracle(x0[:1], prediction_type), x0, None, g)
     assert loss.ndim == 0 and loss.item() < 1e-12
 
 
@@ -112,7 +113,7 @@ def test_loss_of_a_zero_model_is_the_target_energy_and_reproducible():
         assert t.dtype == torch.long and labels is None
         return torch.zeros_like(x_t)
 
-    losses = [diffusion_loss(zero_model, x0, None, SCHEDULE, generator=torch.Generator().manual_seed(5)) for _ in "ab"]
+    losses = [DiffusionLoss(SCHEDULE)(zero_model, x0, None, torch.Generator().manual_seed(5)) for _ in "ab"]
     assert losses[0].item() == losses[1].item()
     # E||eps||^2 per element is 1; 8192 draws give an SE of ~0.016
     assert losses[0].item() == pytest.approx(1.0, abs=0.08)
@@ -127,7 +128,7 @@ def test_loss_draws_timesteps_from_the_generator():
 
     x0 = torch.zeros(64, 1, 2, 2)
     for seed in (1, 1, 2):
-        diffusion_loss(model, x0, None, SCHEDULE, generator=torch.Generator().manual_seed(seed))
+        DiffusionLoss(SCHEDULE)(model, x0, None, torch.Generator().manual_seed(seed))
     assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
     assert 0 <= seen[0].min() and seen[0].max() <= 999
 
@@ -155,6 +156,10 @@ def test_unknown_timestep_sampling_lists_the_allowed_names():
         sample_timesteps(4, 1000, torch.Generator(), "cpu", "cosine")
 
 
-def test_loss_needs_a_generator():
-    with pytest.raises(ValueError, match="generator"):
-        diffusion_loss(lambda x, t, y: x, torch.zeros(2, 1, 2, 2), None, SCHEDULE)
+def test_loss_is_built_from_the_diffusion_params():
+    cfg = DiffusionConfig(prediction_type="sample", loss_weighting="uniform", min_snr_gamma=2.0,
+                          timestep_sampling="logit_normal", timestep_logit_mean=0.5, timestep_logit_std=2.0)
+    loss = DiffusionLoss.from_config(cfg, SCHEDULE)
+    assert (loss.schedule, loss.prediction_type, loss.weighting, loss.gamma) == (SCHEDULE, "sample", "uniform", 2.0)
+    assert (loss.timestep_sampling, loss.logit_mean, loss.logit_std) == ("logit_normal", 0.5, 2.0)
+    assert DiffusionLoss.from_config(cfg).schedule.num_timesteps == cfg.schedule.num_timesteps

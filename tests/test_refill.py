@@ -23,7 +23,7 @@ from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.shards import manifest as manifest_module
-from tests.tiny_models import CLASS_NAMES, write_tiny_models
+from tests.tiny_models import CLASS_NAMES
 
 SEED = 7
 CFG = SampleConfig.model_validate(dict(num_images=12, images_per_shard=5, batch_size=4, device="cpu", encode_workers=0,
@@ -31,10 +31,7 @@ CFG = SampleConfig.model_validate(dict(num_images=12, images_per_shard=5, batch_
 FLAGGED = ["synthetic-000000001", "synthetic-000000010", "synthetic-000000011"]  # the last shard holds only 10 and 11
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    torch.set_num_threads(1)
-    return write_tiny_models(tmp_path_factory.mktemp("models"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

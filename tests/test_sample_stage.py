@@ -12,14 +12,9 @@ from synthgen.generate.regenerate import regenerate
 from synthgen.generate.run import build_plan, run_key
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.shards import open_dataset, read_manifest, verify_dataset
-from tests.tiny_models import CLASS_NAMES, write_tiny_models
+from tests.tiny_models import CLASS_NAMES
 
 SAMPLER = {"name": "ddim", "steps": 4, "eta": 0.5, "guidance_scale": 2.0}  # eta > 0: sampler noise too
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return write_tiny_models(tmp_path_factory.mktemp("models"))
 
 
 def config(**overrides) -> SampleConfig:

@@ -18,13 +18,7 @@ MU, S = 0.5, 0.3  # data x0 ~ N(MU, S^2) per element; S < 1 so a wrong variance 
 LINEAR = NoiseSchedule.linear(1000, 1e-4, 0.02)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny elementwise work: one thread avoids oversubscribing the shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian_eps_fn(schedule: NoiseSchedule, calls: list | None = None):

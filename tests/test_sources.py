@@ -18,7 +18,8 @@ from synthgen.config.data import DataConfig
 from synthgen.data.cifar10 import SafeUnpickler, UnsafePickleError, load_batch, safe_unpickle
 from synthgen.data.mnist import IMAGES_MAGIC, LABELS_MAGIC
 from synthgen.data.shapes import CLASS_NAMES, render_shapes
-from synthgen.data.sources import DataSourceError, Rejection, SourceItem, key_from_path, open_source
+from synthgen.data.catalog import SOURCES, open_source
+from synthgen.data.sources import DataSourceError, Rejection, SourceItem, key_from_path
 
 SAFE_KEY = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -357,3 +358,13 @@ def test_config_requires_an_existing_path_for_file_sources(tmp_path, source):
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValidationError):
         DataConfig(**bad)
+
+
+def test_every_source_declares_its_options_once_and_the_data_section_validates_them():
+    for name, spec in SOURCES.items():
+        assert spec.name == name
+        assert set(spec.options.model_fields) <= set(DataConfig.model_fields), name
+        assert type(DataConfig(source=name, path=".").options()) is spec.options
+    with pytest.raises(ValidationError, match="shape_size"):
+        DataConfig(source="mnist", path=".", shape_size=(0.3, 0.1))  # every source's options are checked
+

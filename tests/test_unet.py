@@ -4,20 +4,14 @@ import pytest
 import torch
 
 from synthgen.config.diffusion import DiffusionConfig, UNetConfig
-from synthgen.diffusion import NoiseSchedule, diffusion_loss, drop_labels, eps_fn_from_model, sample
+from synthgen.diffusion import DiffusionLoss, NoiseSchedule, drop_labels, eps_fn_from_model, sample
 from synthgen.models.unet import UNet, timestep_embedding
 
 TINY = dict(base_channels=16, channel_mult=(1,), attention_resolutions=(8,), attention_head_channels=16,
             norm_groups=4, num_classes=2, dropout=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions: one thread avoids oversubscribing the shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -130,13 +124,13 @@ def test_tiny_unet_overfits_a_handful_of_latents_and_samples():
 
     def held_out_loss() -> float:  # the same t and noise before and after training
         with torch.no_grad():
-            return diffusion_loss(model, latents, labels, schedule, generator=torch.Generator().manual_seed(1)).item()
+            return DiffusionLoss(schedule)(model, latents, labels, torch.Generator().manual_seed(1)).item()
 
     before = held_out_loss()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(60):
         batch_labels = drop_labels(labels, 0.1, model.null_label, g)
-        loss = diffusion_loss(model, latents, batch_labels, schedule, "epsilon", "min_snr", 5.0, g)
+        loss = DiffusionLoss(schedule, "epsilon", "min_snr", 5.0)(model, latents, batch_labels, g)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

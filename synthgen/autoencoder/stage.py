@@ -121,7 +121,7 @@ def train_autoencoder(cfg: AutoencoderConfig, train_pixels: np.ndarray, train_la
     objective = AutoencoderObjective(cfg, nets[MAIN].last_layer)
     data = {"pixels": torch.from_numpy(np.ascontiguousarray(train_pixels)).permute(0, 3, 1, 2).contiguous()}
     result = train(cfg.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv",
-                   run_config=cfg.model_dump(mode="json", exclude={"train"}))
+                   run_config=cfg.key_dump())
     if result.rank != 0:
         return {"rank": result.rank}
     # 2) scale factor, evaluation, outputs

@@ -5,7 +5,6 @@ AutoencoderConfig; its `model` section rebuilds the network) and scale_factor (o
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +13,10 @@ import torch
 from synthgen.atomic import atomic_write_bytes, atomic_write_json
 from synthgen.config.autoencoder import AutoencoderConfig, AutoencoderModelConfig
 from synthgen.models.autoencoder import Autoencoder, DiagonalGaussian
-from synthgen.training.checkpoint import CheckpointError, load_verified, save_verified
+from synthgen.training.checkpoint import save_verified
+from synthgen.training.trained_folder import CONFIG, load_weights, read_json, require_files
 
-WEIGHTS, CONFIG, SCALE = "model.safetensors", "config.json", "scale_factor"
+WEIGHTS, SCALE = "model.safetensors", "scale_factor"
 
 
 @dataclass
@@ -50,15 +50,8 @@ def write_trained(out_dir: str | Path, model: Autoencoder, cfg: AutoencoderConfi
 def load_autoencoder(model_dir: str | Path, device: str | torch.device = "cpu") -> TrainedAutoencoder:
     """Rebuild the autoencoder from its folder, refusing weights whose sha256 differs from the manifest."""
     model_dir = Path(model_dir)
-    for name in (CONFIG, SCALE):
-        if not (model_dir / name).is_file():
-            raise CheckpointError(f"{model_dir}: {name} is missing; train the autoencoder first")
-    model_cfg = AutoencoderModelConfig.model_validate(json.loads((model_dir / CONFIG).read_text())["model"])
-    weights, _, digest = load_verified(model_dir / WEIGHTS)
-    model = Autoencoder(model_cfg)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{model_dir / WEIGHTS} does not fit {CONFIG} ({str(e).splitlines()[0]})") from None
+    require_files(model_dir, (CONFIG, SCALE), "train the autoencoder first")
+    model_cfg = AutoencoderModelConfig.model_validate(read_json(model_dir / CONFIG)["model"])
+    model, digest = load_weights(Autoencoder(model_cfg), model_dir / WEIGHTS, device)
     scale = float((model_dir / SCALE).read_text().strip())
-    return TrainedAutoencoder(model.to(device).eval().requires_grad_(False), scale, model_cfg, digest)
+    return TrainedAutoencoder(model, scale, model_cfg, digest)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from synthgen.config.base import Section, defaults_from
+from synthgen.config.base import Section, unkeyed
 from synthgen.config.training import TrainConfig
 
 
@@ -53,7 +53,7 @@ class AutoencoderConfig(Section):
     """The autoencoder stage: network, training loop, loss terms and the latent scale factor."""
 
     model: AutoencoderModelConfig = AutoencoderModelConfig()  # network shape
-    train: defaults_from(DEFAULT_TRAIN) = DEFAULT_TRAIN  # optimizer, steps, checkpoints (defaults sized for 32 px on a CPU)
+    train: TrainConfig = unkeyed(DEFAULT_TRAIN)  # optimizer, steps, checkpoints (defaults sized for 32 px on a CPU)
     reconstruction: Literal["l1", "l2"] = "l1"  # pixel reconstruction loss
     kl_weight: float = Field(1e-6, ge=0.0, le=1.0)  # weight of KL per image against the per-image summed reconstruction error (LDM)
     discriminator: bool = False  # add the PatchGAN hinge loss (Isola et al. 2017; Esser et al. 2021)

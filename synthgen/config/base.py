@@ -1,9 +1,19 @@
-"""The base every params section derives from: strict, frozen, typed."""
+"""The base every params section derives from: strict, frozen, typed; a partial sub-section overrides
+its field's default; `unkeyed` marks fields outside what identifies a run."""
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+UNKEYED = "unkeyed"  # json_schema_extra flag set by `unkeyed`
+
+
+def unkeyed(default: Any, **constraints: Any) -> Any:
+    """A field left out of `Section.key_dump()`, the dump that identifies a run's state (the sample
+    stage's run key, a training run's checkpoint fingerprint): a field that never changes those
+    bytes (threads, workers, the task runner), or a section keyed or made elsewhere."""
+    return Field(default, json_schema_extra={UNKEYED: True}, **constraints)
 
 
 class Section(BaseModel):
@@ -11,14 +21,32 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_sections_override_their_default(cls, data: Any) -> Any:
+        """A partial mapping for a sub-section overrides only the keys it names of that field's default
+        (a stage's own training defaults, say), not the sub-section class's generic defaults."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, value in data.items():
+            default = cls.model_fields[name].default if name in cls.model_fields else None
+            if isinstance(value, dict) and isinstance(default, Section):
+                merged[name] = {**default.model_dump(), **value}
+        return merged
 
-S = TypeVar("S", bound=Section)
+    @classmethod
+    def unkeyed_fields(cls) -> dict[str, Any]:
+        """`model_dump(exclude=...)` of the fields marked `unkeyed`, at any depth."""
+        excluded: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            if (info.json_schema_extra or {}).get(UNKEYED):
+                excluded[name] = True
+            elif isinstance(info.annotation, type) and issubclass(info.annotation, Section):
+                if nested := info.annotation.unkeyed_fields():
+                    excluded[name] = nested
+        return excluded
 
-
-def defaults_from(default: S) -> Any:
-    """The type of a field whose partial mapping in params.yaml overrides only the keys it names of
-    `default` (a stage's own defaults), instead of falling back to the class's generic defaults."""
-    def merge(value: Any) -> Any:
-        return {**default.model_dump(), **value} if isinstance(value, dict) else value
-
-    return Annotated[type(default), BeforeValidator(merge)]
+    def key_dump(self) -> dict[str, Any]:
+        """The JSON dump without the `unkeyed` fields: what identifies the run this section configures."""
+        return self.model_dump(mode="json", exclude=self.unkeyed_fields())

@@ -1,11 +1,11 @@
 """Params sections of the latent diffusion model: network, noise schedule, loss, training and preview."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, create_model, field_validator, model_validator
 
-from synthgen.config.base import Section, defaults_from
+from synthgen.config.base import Section, unkeyed
 from synthgen.config.template import source_comments
 from synthgen.config.training import TrainConfig
 from synthgen.diffusion.losses import LossWeighting, TimestepSampling
@@ -30,6 +30,19 @@ class UNetConfig(Section):
     num_classes: int = Field(12, ge=0, le=100_000)  # train_diffusion sets it to len(class_names); CFG null class = num_classes
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout inside ResNet blocks (slows short runs down)
     scale_shift_norm: bool = True  # condition by GroupNorm scale/shift (ADM) instead of addition
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("in_channels", "sample_size", "num_classes")  # train_diffusion takes these from the data
+
+    def derived_from_data(self, channels: int, size: int, num_classes: int) -> dict[str, int]:
+        """The DERIVED fields as the latent store gives them (latent channels and side, the class count;
+        an unconditional model, num_classes 0, stays unconditional)."""
+        return {"in_channels": channels, "sample_size": size, "num_classes": num_classes if self.num_classes > 0 else 0}
+
+    def disagreements(self, derived: dict[str, int]) -> list[str]:
+        """One `key = value (params: value)` per DERIVED field a user set to something the data overrides
+        (a field still at its class default is a placeholder, not a user value)."""
+        return [f"{key} = {value} (params: {getattr(self, key)})" for key, value in derived.items()
+                if getattr(self, key) != value and getattr(self, key) != type(self).model_fields[key].default]
 
     @property
     def level_resolutions(self) -> tuple[int, ...]:
@@ -144,8 +157,8 @@ class DiffusionConfig(Section):
     timestep_logit_std: float = Field(1.0, gt=0.0, le=4.0)  # logit_normal: std of logit(t/T)
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
     latents: Literal["sample", "mean"] = "sample"  # train on posterior samples z = mean + std * eps (LDM) or on the mean
-    train: defaults_from(DEFAULT_TRAIN) = DEFAULT_TRAIN  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
-    preview: PreviewConfig = PreviewConfig()  # sampler and size of the per-class grid after training
+    train: TrainConfig = unkeyed(DEFAULT_TRAIN)  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
+    preview: PreviewConfig = unkeyed(PreviewConfig())  # sampler and size of the per-class grid after training
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DiffusionConfig:

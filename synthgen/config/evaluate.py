@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from synthgen.config.base import Section, defaults_from
+from synthgen.config.base import Section
 from synthgen.config.diffusion import SamplerName
 from synthgen.config.training import TrainConfig
 from synthgen.diffusion.samplers import SAMPLERS
@@ -49,7 +49,7 @@ class CasConfig(Section):
     """Classification Accuracy Score: one run on synthetic images, one with the same schedule on as many real ones."""
 
     samples: int = Field(1000, ge=16)  # training images of each CAS classifier (synthetic, and the real reference)
-    train: defaults_from(CAS_TRAIN) = CAS_TRAIN  # schedule both CAS classifiers share
+    train: TrainConfig = CAS_TRAIN  # schedule both CAS classifiers share
 
 
 class GateConfig(Section):
@@ -105,7 +105,7 @@ class EvaluateConfig(Section):
     gallery_per_class: int = Field(8, ge=1, le=64)  # samples per class in the grid PNG and the report
     gate: GateConfig = GateConfig()  # the publish/reject thresholds
     classifier: ClassifierConfig = ClassifierConfig()  # the feature classifier architecture
-    classifier_train: defaults_from(CLASSIFIER_TRAIN) = CLASSIFIER_TRAIN  # schedule of the feature classifier (stage train_classifier)
+    classifier_train: TrainConfig = CLASSIFIER_TRAIN  # schedule of the feature classifier (stage train_classifier)
     augment: AugmentConfig = AugmentConfig()  # augmentation of every classifier's training images
     cas: CasConfig = CasConfig()  # the Classification Accuracy Score runs
     sweep: SweepConfig = SweepConfig()  # the sampler sweep behind the quality-versus-steps plot

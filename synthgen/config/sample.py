@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from synthgen.config.base import Section
+from synthgen.config.base import Section, unkeyed
 from synthgen.config.diffusion import SamplerConfig
 
 
@@ -19,20 +19,20 @@ class SampleConfig(Section):
     class_weights: dict[str, float] | None = None  # class_mix=weights: class name -> relative weight
     class_counts: dict[str, int] | None = None  # class_mix=counts: class name -> exact count (sum = num_images)
     sampler: SamplerConfig = SamplerConfig()  # sampler, steps, eta and guidance scale
-    batch_size: int = Field(125, ge=1, le=65_536)  # images sampled together; never changes the bytes
+    batch_size: int = unkeyed(125, ge=1, le=65_536)  # images sampled together; never changes the bytes
     micro_batch: int = Field(64, ge=1, le=65_536)  # rows per network call (padded): fixes the numerics, so part of the bytes
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding of the synthetic images
-    encode_workers: int = Field(2, ge=0, le=256)  # threads that PNG-encode while the model runs; 0 = inline
+    encode_workers: int = unkeyed(2, ge=0, le=256)  # threads that PNG-encode while the model runs; 0 = inline
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
-    cpu_threads: int = Field(1, ge=0, le=1024)  # torch intra-op threads per shard task; 0 = torch's default
+    cpu_threads: int = unkeyed(1, ge=0, le=1024)  # torch intra-op threads per shard task; 0 = torch's default
     bf16: bool = True  # bf16 autocast for the denoiser and decoder on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the denoiser (CUDA)
     channels_last: bool = False  # channels_last memory format (CUDA)
-    task_runner: Literal["local", "ray"] = "local"  # Prefect task runner for the per-shard tasks
-    max_workers: int = Field(2, ge=1, le=1024)  # local runner: shards in flight at once (one per core with cpu_threads 1)
-    ray_address: str | None = None  # ray: address of an existing cluster; None starts a local one
-    ray_num_gpus: float = Field(0.0, ge=0.0)  # ray: GPUs each shard task asks for (1 = one shard per GPU)
-    ray_num_cpus: float = Field(1.0, gt=0.0)  # ray: CPUs each shard task asks for
+    task_runner: Literal["local", "ray"] = unkeyed("local")  # Prefect task runner for the per-shard tasks
+    max_workers: int = unkeyed(2, ge=1, le=1024)  # local runner: shards in flight at once (one per core with cpu_threads 1)
+    ray_address: str | None = unkeyed(None)  # ray: address of an existing cluster; None starts a local one
+    ray_num_gpus: float = unkeyed(0.0, ge=0.0)  # ray: GPUs each shard task asks for (1 = one shard per GPU)
+    ray_num_cpus: float = unkeyed(1.0, gt=0.0)  # ray: CPUs each shard task asks for
 
     @model_validator(mode="after")
     def _check_mix(self) -> SampleConfig:

@@ -4,6 +4,7 @@
 source does not pull in the shard store.
 """
 from synthgen.data.shapes import render_shapes
-from synthgen.data.sources import DataSourceError, Rejection, Source, SourceItem, open_source
+from synthgen.data.catalog import open_source
+from synthgen.data.sources import DataSourceError, Rejection, Source, SourceItem
 
 __all__ = ["DataSourceError", "Rejection", "Source", "SourceItem", "open_source", "render_shapes"]

@@ -20,8 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from synthgen.config.data import EXPECTED_LAYOUT, DataConfig
-from synthgen.data.sources import DataSourceError, Source, SourceItem, array_items
+from synthgen.data.sources import DataSourceError, LocalFilesWithTestSplit, Source, SourceItem, SourceSpec, array_items
 
 try:  # numpy >= 2 keeps the implementation in numpy._core
     from numpy._core.multiarray import _reconstruct
@@ -37,6 +36,10 @@ ALLOWED_GLOBALS = {
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 DEFAULT_CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+class Cifar10Options(LocalFilesWithTestSplit):
+    layout = "the cifar-10-batches-py folder holding data_batch_1..5 (and batches.meta, test_batch)"
 
 
 class UnsafePickleError(DataSourceError):
@@ -100,13 +103,13 @@ def batch_folder(path: Path) -> Path:
     return nested if nested.is_dir() else path
 
 
-def cifar10_source(cfg: DataConfig) -> Source:
+def cifar10_source(options: Cifar10Options, resolution: int) -> Source:
     """data_batch_1..5 (plus test_batch with `data.include_test`), in that order; all must be present."""
-    folder = batch_folder(Path(cfg.path))
-    wanted = TRAIN_BATCHES + ((TEST_BATCH,) if cfg.include_test else ())
+    folder = batch_folder(Path(options.path))
+    wanted = TRAIN_BATCHES + ((TEST_BATCH,) if options.include_test else ())
     missing = [name for name in wanted if not (folder / name).is_file()]
     if missing:
-        raise DataSourceError(f"{', '.join(missing)} not found in {folder}: put {EXPECTED_LAYOUT['cifar10']} there")
+        raise DataSourceError(f"{', '.join(missing)} not found in {folder}: put {Cifar10Options.layout} there")
     class_names = load_class_names(folder)
     batches = {name: load_batch(folder / name) for name in wanted}
 
@@ -115,3 +118,6 @@ def cifar10_source(cfg: DataConfig) -> Source:
             yield from array_items(name, pixels, labels, str(folder / name))
 
     return Source("cifar10", class_names, items)
+
+
+SOURCE = SourceSpec("cifar10", Cifar10Options, cifar10_source)

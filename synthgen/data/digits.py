@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthgen.config.data import DataConfig
-from synthgen.data.sources import DataSourceError, Source, array_items
+from synthgen.config.base import Section
+from synthgen.data.sources import DataSourceError, Source, SourceSpec, array_items
 
 DIGITS_MAX = 16.0  # load_digits stores ink as integers 0..16
 
@@ -20,8 +20,11 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return pixels, digits.target.astype(np.int64)
 
 
-def digits_source(cfg: DataConfig) -> Source:
+def digits_source(options: Section, resolution: int) -> Source:
     """All 1797 digits; `decode` upsamples them to `data.resolution`."""
     pixels, labels = load_digits_arrays()
     names = [str(d) for d in range(10)]
     return Source("digits", names, lambda: array_items("digits", pixels, labels, "sklearn.load_digits"))
+
+
+SOURCE = SourceSpec("digits", Section, digits_source)  # no options

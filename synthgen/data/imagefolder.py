@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from synthgen.config.data import EXPECTED_LAYOUT, DataConfig
-from synthgen.data.sources import DataSourceError, Rejection, Source, SourceItem, key_from_path
+from synthgen.data.sources import DataSourceError, LocalFiles, Rejection, Source, SourceItem, SourceSpec, key_from_path
+
+
+class ImagefolderOptions(LocalFiles):
+    layout = "a folder with one subfolder of images per class (path/<class>/<image>)"
 
 
 def is_hidden(relative: Path) -> bool:
@@ -36,14 +39,14 @@ def read_item(path: Path, root: Path, label: int, used: set[str]) -> SourceItem 
         return Rejection(key, str(path), "unreadable", f"{type(e).__name__}: {e}")
 
 
-def imagefolder_source(cfg: DataConfig) -> Source:
+def imagefolder_source(options: ImagefolderOptions, resolution: int) -> Source:
     """Items for every visible file under each class subfolder of `data.path`."""
-    root = Path(cfg.path)
+    root = Path(options.path)
     if not root.is_dir():
-        raise DataSourceError(f"data.path {root} is not a folder: put {EXPECTED_LAYOUT['imagefolder']} there")
+        raise DataSourceError(f"data.path {root} is not a folder: put {options.layout} there")
     folders = class_folders(root)
     if not folders:
-        raise DataSourceError(f"{root} has no class subfolders: put {EXPECTED_LAYOUT['imagefolder']} there")
+        raise DataSourceError(f"{root} has no class subfolders: put {options.layout} there")
 
     def items() -> Iterator[SourceItem | Rejection]:
         used: set[str] = set()
@@ -55,3 +58,6 @@ def imagefolder_source(cfg: DataConfig) -> Source:
                 yield read_item(path, root, label, used)
 
     return Source("imagefolder", [f.name for f in folders], items)
+
+
+SOURCE = SourceSpec("imagefolder", ImagefolderOptions, imagefolder_source)

@@ -11,12 +11,15 @@ from typing import Iterator
 
 import numpy as np
 
-from synthgen.config.data import EXPECTED_LAYOUT, DataConfig
-from synthgen.data.sources import DataSourceError, Source, SourceItem, array_items
+from synthgen.data.sources import DataSourceError, LocalFilesWithTestSplit, Source, SourceItem, SourceSpec, array_items
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, rows, cols)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (N,)
 SPLITS = ("train", "t10k")  # file name prefixes: train-images-idx3-ubyte, t10k-images-idx3-ubyte
+
+
+class MnistOptions(LocalFilesWithTestSplit):
+    layout = "the folder holding train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]"
 
 
 def parse_idx(data: bytes, expected_magic: int, name: str) -> np.ndarray:
@@ -39,7 +42,7 @@ def find_idx_file(folder: Path, stem: str) -> Path:
     for candidate in (folder / stem, folder / f"{stem}.gz", folder / "raw" / stem, folder / "raw" / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise DataSourceError(f"{stem}[.gz] not found in {folder}: put {EXPECTED_LAYOUT['mnist']} there")
+    raise DataSourceError(f"{stem}[.gz] not found in {folder}: put {MnistOptions.layout} there")
 
 
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
@@ -59,15 +62,18 @@ def load_mnist_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def mnist_source(cfg: DataConfig) -> Source:
+def mnist_source(options: MnistOptions, resolution: int) -> Source:
     """The train split (plus t10k with `data.include_test`); labels 0-9."""
-    folder = Path(cfg.path)
+    folder = Path(options.path)
     if not folder.is_dir():
-        raise DataSourceError(f"data.path {folder} is not a folder: put {EXPECTED_LAYOUT['mnist']} there")
-    splits = {split: load_mnist_split(folder, split) for split in SPLITS[: 2 if cfg.include_test else 1]}
+        raise DataSourceError(f"data.path {folder} is not a folder: put {MnistOptions.layout} there")
+    splits = {split: load_mnist_split(folder, split) for split in SPLITS[: 2 if options.include_test else 1]}
 
     def items() -> Iterator[SourceItem]:
         for split, (images, labels) in splits.items():
             yield from array_items(f"mnist-{split}", images, labels, f"{folder}/{split}")
 
     return Source("mnist", [str(d) for d in range(10)], items)
+
+
+SOURCE = SourceSpec("mnist", MnistOptions, mnist_source)

@@ -26,8 +26,9 @@ import pyarrow as pa
 
 from synthgen.atomic import TMP_MARK, atomic_write_json, sha256_bytes
 from synthgen.config.data import DataConfig
+from synthgen.data.catalog import open_source
 from synthgen.data.decode import ImageRejected, decode_rgb
-from synthgen.data.sources import DataSourceError, Rejection, SourceItem, open_source
+from synthgen.data.sources import DataSourceError, Rejection, SourceItem
 from synthgen.imaging import encode_image
 from synthgen.shards import ShardSample, ShardWriter
 from synthgen.shards.index import write_parquet

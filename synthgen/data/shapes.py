@@ -13,9 +13,10 @@ from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
+from pydantic import Field, field_validator
 
-from synthgen.config.data import DataConfig
-from synthgen.data.sources import Source, SourceItem
+from synthgen.config.base import Section
+from synthgen.data.sources import Source, SourceItem, SourceSpec
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {  # base RGB of each class colour; each image jitters it a little
@@ -27,7 +28,6 @@ COLOURS = {  # base RGB of each class colour; each image jitters it a little
 CLASS_NAMES = [f"{colour}_{shape}" for colour in COLOURS for shape in SHAPES]
 SUPERSAMPLE = 4  # shapes are drawn at this multiple of the output size, then box-filtered down
 MIN_BACKGROUND_DISTANCE = 90.0  # RGB distance every background colour keeps from the shape colour
-SHAPE_SIZE = DataConfig.model_fields["shape_size"].default  # range of a shape's radius / resolution
 # Circumradius of each shape per unit radius. Polygons therefore cover about half a circle's area:
 # at 32 px, size is a clue to the class alongside the corners.
 CIRCUMRADIUS = {"circle": 1.0, "square": 0.9, "triangle": 1.1}
@@ -89,6 +89,25 @@ def _render_one(rng: np.random.Generator, resolution: int, shape: str, colour: s
     return np.clip(image.round(), 0, 255).astype(np.uint8)
 
 
+class ShapesOptions(Section):
+    """Options of the shapes source."""
+
+    num_images: int = Field(2400, ge=1, le=1_000_000)  # images rendered by the shapes source (ignored by the others)
+    seed: int = Field(0, ge=0)  # seeds the shapes renderer
+    shape_size: tuple[float, float] = (0.18, 0.34)  # shapes source: range of each shape's radius (a circle's; a square's circumradius is 0.9x it, a triangle's 1.1x), as a fraction of the resolution
+
+    @field_validator("shape_size")
+    @classmethod
+    def _shape_size_range(cls, size: tuple[float, float]) -> tuple[float, float]:
+        low, high = size
+        if not 0.05 <= low <= high <= 0.45:
+            raise ValueError("must be [low, high] with 0.05 <= low <= high <= 0.45 (a shape must fit the image)")
+        return size
+
+
+SHAPE_SIZE = ShapesOptions.model_fields["shape_size"].default  # range of a shape's radius / resolution
+
+
 def iter_shapes(num_images: int, resolution: int, seed: int,
                 size: tuple[float, float] = SHAPE_SIZE) -> Iterator[tuple[np.ndarray, int]]:
     """Yield (pixels (H, W, 3) uint8, label) one image at a time; `render_shapes` collects these.
@@ -117,12 +136,16 @@ def render_shapes(num_images: int, resolution: int, seed: int,
     return pixels, labels, list(CLASS_NAMES)
 
 
-def shapes_source(cfg: DataConfig) -> Source:
+def shapes_source(options: ShapesOptions, resolution: int) -> Source:
     """`data.num_images` shapes at `data.resolution` and `data.shape_size`, seeded by `data.seed`,
     rendered as they are read."""
 
     def items() -> Iterator[SourceItem]:
-        for i, (image, label) in enumerate(iter_shapes(cfg.num_images, cfg.resolution, cfg.seed, cfg.shape_size)):
-            yield SourceItem(f"shapes-{i:06d}", image, label, f"shapes(seed={cfg.seed})[{i}]")
+        shapes = iter_shapes(options.num_images, resolution, options.seed, options.shape_size)
+        for i, (image, label) in enumerate(shapes):
+            yield SourceItem(f"shapes-{i:06d}", image, label, f"shapes(seed={options.seed})[{i}]")
 
     return Source("shapes", list(CLASS_NAMES), items)
+
+
+SOURCE = SourceSpec("shapes", ShapesOptions, shapes_source)

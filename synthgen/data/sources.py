@@ -1,19 +1,22 @@
-"""What every dataset source yields, and the registry that picks one by `data.source`.
+"""What every dataset source yields, and how a source declares itself.
 
-A source knows its class names and iterates `SourceItem`s (an undecoded image with its label and
+A source module declares one `SourceSpec`: its name, its options (a params model whose fields sit
+under `data:`) and its reader; `synthgen.data.catalog` lists the specs. A source knows its class names and iterates `SourceItem`s (an undecoded image with its label and
 origin) or `Rejection`s (an input it could not turn into an item, with the reason). Sources never
 download anything and never raise for one bad input: only a missing or unusable dataset as a
 whole is a `DataSourceError`.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Callable, ClassVar, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from synthgen.config.data import DataConfig
+from synthgen.config.base import Section
 from synthgen.errors import SynthgenError
 
 
@@ -76,20 +79,37 @@ def array_items(prefix: str, pixels: np.ndarray, labels: Iterable[int], origin: 
         yield SourceItem(f"{prefix}-{i:06d}", image, int(label), f"{origin}[{i}]")
 
 
-def _openers() -> dict[str, Callable[[DataConfig], Source]]:
-    # Imported here: each module imports this one for the item types.
-    from synthgen.data import cifar10, digits, imagefolder, mnist, shapes, webdataset_source
-
-    return {
-        "shapes": shapes.shapes_source,
-        "digits": digits.digits_source,
-        "imagefolder": imagefolder.imagefolder_source,
-        "webdataset": webdataset_source.webdataset_source,
-        "mnist": mnist.mnist_source,
-        "cifar10": cifar10.cifar10_source,
-    }
+def is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
 
 
-def open_source(cfg: DataConfig) -> Source:
-    """The source `cfg.source` names. Raises DataSourceError if its files are missing or unusable."""
-    return _openers()[cfg.source](cfg)
+def path_exists(path: str) -> bool:
+    """A file or folder exists at `path`, or the glob `path` matches at least one file."""
+    return bool(glob.glob(path)) if is_glob(path) else Path(path).exists()
+
+
+class LocalFiles(Section):
+    """Options of a source that reads local files. `data.path` must exist when the config is loaded,
+    so a missing dataset is a config error before any work starts."""
+
+    layout: ClassVar[str] = "its files"  # what `data.path` must hold, said in the error when it does not
+
+    path: str | None = None  # local input of the sources that read files (relative to the working directory); never downloaded
+
+
+class LocalFilesWithTestSplit(LocalFiles):
+    """Options of a local dataset that ships a separate test split."""
+
+    include_test: bool = False  # mnist/cifar10: also read the t10k / test_batch files
+
+
+Options = TypeVar("Options", bound=Section)
+
+
+@dataclass(frozen=True)
+class SourceSpec(Generic[Options]):
+    """A data source as `data.source` names it: its options model and its reader."""
+
+    name: str
+    options: type[Options]  # its fields are keys of the `data` params section
+    read: Callable[[Options, int], Source]  # (options, data.resolution) -> the source; raises DataSourceError

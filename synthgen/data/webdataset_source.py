@@ -17,8 +17,11 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from synthgen.config.data import EXPECTED_LAYOUT, DataConfig, is_glob
-from synthgen.data.sources import DataSourceError, Rejection, Source, SourceItem, key_from_path
+from pydantic import Field
+
+from synthgen.data.sources import (
+    DataSourceError, LocalFiles, Rejection, Source, SourceItem, SourceSpec, is_glob, key_from_path,
+)
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "ppm", "pgm", "pnm", "tga")
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -33,6 +36,12 @@ class ShardReadError(Exception):
     """A shard stopped being readable part way; samples read before it stand."""
 
 
+class WebdatasetOptions(LocalFiles):
+    layout = "a folder of .tar shards, one .tar file, or a glob such as 'shards/*.tar'"
+
+    label_field: str = Field("cls", pattern=r"^[A-Za-z0-9_.-]+$")  # webdataset member extension that holds the label (an integer or a class name)
+
+
 def shard_files(path: str) -> list[Path]:
     """The shards `path` names: a glob, a folder (its .tar/.tar.gz/.tgz files) or one tar file."""
     if is_glob(path):
@@ -42,7 +51,7 @@ def shard_files(path: str) -> list[Path]:
     else:
         files = [Path(path)] if Path(path).is_file() else []
     if not files:
-        raise DataSourceError(f"no shards found at data.path {path!r}: point it at {EXPECTED_LAYOUT['webdataset']}")
+        raise DataSourceError(f"no shards found at data.path {path!r}: point it at {WebdatasetOptions.layout}")
     return files
 
 
@@ -131,9 +140,9 @@ def sample_to_item(key: str, origin: str, sample: dict[str, bytes], names: list[
     return SourceItem(key, image, label, origin)
 
 
-def webdataset_source(cfg: DataConfig) -> Source:
+def webdataset_source(options: WebdatasetOptions, resolution: int) -> Source:
     """Items from every sample of every shard at `data.path`, in sorted shard order."""
-    shards, label_field = shard_files(cfg.path), cfg.label_field.lower()
+    shards, label_field = shard_files(options.path), options.label_field.lower()
     names = read_classes_file(shards) or scan_class_names(shards, label_field)
 
     def items() -> Iterator[SourceItem | Rejection]:
@@ -147,3 +156,6 @@ def webdataset_source(cfg: DataConfig) -> Source:
                 yield Rejection(key_from_path(shard.name, used), str(shard), "unreadable_shard", str(e))
 
     return Source("webdataset", names, items)
+
+
+SOURCE = SourceSpec("webdataset", WebdatasetOptions, webdataset_source)

@@ -9,33 +9,12 @@ import numpy as np
 from synthgen.metrics.gate import GateVerdict
 from synthgen.metrics.memorisation import Memorisation
 from synthgen.metrics.report import MetricRow, NeighbourDistances, worst_near_duplicates, write_report
-
-SPACE_LABELS = {"features": "classifier features", "pixels": "pixels, L2 in [-1, 1] units"}
-
+from synthgen.metrics.specs import SPACE_LABELS, report_metrics
 
 def metric_rows(m: Mapping[str, Any], space: str) -> list[MetricRow]:
-    """The metrics table: each row with its real-versus-real baseline where it has one."""
-    rows = [
-        MetricRow("Conditional accuracy", m["conditional_accuracy"], m["conditional_accuracy_baseline"], False,
-                  "share classified as the requested class; baseline: the classifier on real val"),
-        MetricRow("FD (classifier features)", m["fd"], m["fd_baseline"], True,
-                  "to train; generated in val-sized subsets; baseline: real val"),
-        MetricRow("KID (classifier features)", m["kid"], m["kid_baseline"], True,
-                  f"unbiased MMD², {m['kid_subset_size']} per subset; about 0 for real data"),
-        MetricRow("Precision", m["precision"], m["precision_baseline"], False, "share inside the train manifold (fidelity)"),
-        MetricRow("Recall", m["recall"], m["recall_baseline"], False, "share of train covered (diversity)"),
-        MetricRow("CAS accuracy", m["cas_accuracy"], m["cas_accuracy_baseline"], False,
-                  f"trained on {m['cas_train_count']} synthetic images, tested on real val; baseline: as many real"),
-    ]
-    for s in ("features", "pixels"):
-        rows.append(MetricRow(f"Near-duplicate share ({SPACE_LABELS[s]})", m[f"near_duplicate_fraction_{s}"],
-                              m[f"near_duplicate_fraction_{s}_baseline"], True,
-                              ("gated; " if s == space else "") + "threshold calibrated on real val to train"))
-    rows.append(MetricRow(f"Median distance to train ({SPACE_LABELS[space]})", m[f"nn_distance_median_{space}"],
-                          m[f"nn_distance_median_{space}_baseline"], None, "lower than the baseline hints at copying"))
-    if "fid" in m:
-        rows.append(MetricRow("FID (Inception)", m["fid"], m["fid_baseline"], True, "to train; generated in val-sized subsets"))
-    return rows
+    """The metrics table, from the metric specs: each row with its real-versus-real baseline where it has one."""
+    return [MetricRow(spec.label, m[spec.key], m.get(spec.baseline_key), spec.lower_is_better, note)
+            for spec, note in report_metrics(m, space)]
 
 
 def galleries(pixels: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int) -> dict[str, np.ndarray]:

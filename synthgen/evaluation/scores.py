@@ -15,10 +15,11 @@ import torch
 from synthgen.config.evaluate import EvaluateConfig
 from synthgen.metrics.conditional import cas_ratio, conditional_accuracy
 from synthgen.metrics.frechet import frechet_distance
-from synthgen.metrics.gate import CONDITIONAL_ACCURACY, NEAR_DUPLICATE_FRACTION, fd_ratio
+from synthgen.metrics.gate import fd_ratio
 from synthgen.metrics.kid import kernel_inception_distance
 from synthgen.metrics.memorisation import Memorisation
 from synthgen.metrics.precision_recall import precision_recall
+from synthgen.metrics.specs import CONDITIONAL_ACCURACY, baseline_key, space_aliases
 from synthgen.seeds import derive_seed
 
 
@@ -32,7 +33,7 @@ def fd_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Te
     values = [frechet_distance(generated[s], train) for s in subsets]
     value, baseline = mean(values), frechet_distance(val, train)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {name: value, f"{name}_std": spread, f"{name}_baseline": baseline, f"{name}_ratio": fd_ratio(value, baseline)}
+    return {name: value, f"{name}_std": spread, baseline_key(name): baseline, f"{name}_ratio": fd_ratio(value, baseline)}
 
 
 def kid_with_baseline(train: torch.Tensor, val: torch.Tensor, generated: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
@@ -65,7 +66,7 @@ def conditional_with_baseline(predicted: torch.Tensor, requested: np.ndarray, va
     real = conditional_accuracy(val_predicted, torch.as_tensor(val_labels), len(class_names))
     per_class = {name: {"accuracy": g, "real_val_accuracy": r, "requested": n}
                  for name, g, r, n in zip(class_names, generated.per_class, real.per_class, generated.counts)}
-    return {CONDITIONAL_ACCURACY: generated.overall, f"{CONDITIONAL_ACCURACY}_baseline": real.overall}, per_class
+    return {CONDITIONAL_ACCURACY.key: generated.overall, CONDITIONAL_ACCURACY.baseline_key: real.overall}, per_class
 
 
 def memorisation_summary(memo: Memorisation, measured: np.ndarray, space: str) -> dict[str, float]:
@@ -82,9 +83,11 @@ def memorisation_summary(memo: Memorisation, measured: np.ndarray, space: str) -
 
 
 def gate_space_aliases(metrics: dict[str, float], space: str) -> dict[str, float]:
-    """The keys the gate reads, taken from the space named by `evaluate.memorisation_space`."""
-    return {NEAR_DUPLICATE_FRACTION: metrics[f"near_duplicate_fraction_{space}"],
-            f"{NEAR_DUPLICATE_FRACTION}_baseline": metrics[f"near_duplicate_fraction_{space}_baseline"]}
+    """The keys the gate reads (with their baselines), taken from the space named by `evaluate.memorisation_space`."""
+    aliases = {}
+    for key, alias in space_aliases(space).items():
+        aliases.update({alias: metrics[key], baseline_key(alias): metrics[baseline_key(key)]})
+    return aliases
 
 
 def cas_metrics(cas_accuracy: float, reference_accuracy: float, train_count: int, reference_count: int) -> dict[str, float]:

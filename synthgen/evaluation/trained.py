@@ -5,7 +5,6 @@ evaluate section it was trained with, the class names and the image size) and me
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ import torch
 from synthgen.atomic import atomic_write_json
 from synthgen.config.evaluate import ClassifierConfig, EvaluateConfig
 from synthgen.models.classifier import FeatureClassifier
-from synthgen.training.checkpoint import CheckpointError, load_verified, save_verified
+from synthgen.training.checkpoint import save_verified
+from synthgen.training.trained_folder import CONFIG, load_weights, read_json, require_files
 
-WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
+WEIGHTS, METRICS = "model.safetensors", "metrics.json"
 
 
 @dataclass
@@ -45,21 +45,15 @@ def write_trained(out_dir: str | Path, model: FeatureClassifier, cfg: EvaluateCo
 def load_classifier(model_dir: str | Path, device: str | torch.device = "cpu") -> TrainedClassifier:
     """Rebuild the classifier from its folder, refusing weights whose sha256 differs from the manifest."""
     model_dir = Path(model_dir)
-    for name in (CONFIG, METRICS):
-        if not (model_dir / name).is_file():
-            raise CheckpointError(f"{model_dir}: {name} is missing; run the train_classifier stage first")
-    config = json.loads((model_dir / CONFIG).read_text())
-    weights, _, digest = load_verified(model_dir / WEIGHTS)
-    model = FeatureClassifier(ClassifierConfig.model_validate(config["evaluate"]["classifier"]), len(config["class_names"]))
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{model_dir / WEIGHTS} does not fit {CONFIG} ({str(e).splitlines()[0]})") from None
+    require_files(model_dir, (CONFIG, METRICS), "run the train_classifier stage first")
+    config = read_json(model_dir / CONFIG)
+    network = FeatureClassifier(ClassifierConfig.model_validate(config["evaluate"]["classifier"]), len(config["class_names"]))
+    model, digest = load_weights(network, model_dir / WEIGHTS, device)
     return TrainedClassifier(
-        model=model.to(device).eval().requires_grad_(False),
+        model=model,
         class_names=list(config["class_names"]),
         image_size=tuple(config["image_size"]),
         trained_with=config["evaluate"],
-        metrics=json.loads((model_dir / METRICS).read_text()),
+        metrics=read_json(model_dir / METRICS),
         sha256=digest,
     )

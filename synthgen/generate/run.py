@@ -25,12 +25,9 @@ def build_plan(cfg: SampleConfig, class_names: list[str], seed: int | None = Non
 def run_key(cfg: SampleConfig, seed: int, diffusion_sha256: str, autoencoder_sha256: str) -> str:
     """Identifies what a shard's bytes depend on; a receipt from another run key is not reused.
 
-    Batch size, workers, encode threads and the task runner are left out: they never change bytes.
+    The fields marked `unkeyed` (batch size, workers, threads, the task runner) are left out: they never change bytes.
     """
-    relevant = cfg.model_dump(mode="json", exclude={
-        "batch_size", "encode_workers", "cpu_threads", "task_runner", "max_workers", "ray_address", "ray_num_gpus", "ray_num_cpus",
-    })
-    payload = canonical_json({"sample": relevant, "seed": seed, "diffusion": diffusion_sha256,
+    payload = canonical_json({"sample": cfg.key_dump(), "seed": seed, "diffusion": diffusion_sha256,
                               "autoencoder": autoencoder_sha256})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,7 +32,7 @@ from torch import nn
 from synthgen.atomic import atomic_write_json
 from synthgen.autoencoder import LatentSet, TrainedAutoencoder, load_autoencoder, load_latents, scaled_latents
 from synthgen.config.diffusion import DiffusionConfig
-from synthgen.diffusion import NoiseSchedule, diffusion_loss, drop_labels
+from synthgen.diffusion import DiffusionLoss, drop_labels
 from synthgen.errors import SynthgenError
 from synthgen.imaging import save_grid, to_uint8
 from synthgen.ldm.trained import TrainedDiffusion, load_diffusion, write_trained
@@ -54,17 +55,17 @@ class DiffusionObjective:
     """One training step's loss: a latent per image, CFG label dropout, the weighted denoising loss.
 
     Randomness comes from the loop's generator only, in a fixed order (latent noise, label drops,
-    then t and eps inside `diffusion_loss`), so a resumed run repeats the same draws.
+    then t and eps inside the `DiffusionLoss`), so a resumed run repeats the same draws.
     """
 
     def __init__(self, cfg: DiffusionConfig, scale_factor: float):
         self.cfg, self.scale_factor = cfg, scale_factor
-        self.schedule = NoiseSchedule.from_config(cfg.schedule)
-        self.on_device: dict[torch.device, NoiseSchedule] = {}  # one copy per device: no transfer per step
+        self.loss = DiffusionLoss.from_config(cfg)
+        self.on_device: dict[torch.device, DiffusionLoss] = {}  # one copy per device: no transfer per step
 
-    def schedule_on(self, device: torch.device) -> NoiseSchedule:
+    def loss_on(self, device: torch.device) -> DiffusionLoss:
         if device not in self.on_device:
-            self.on_device[device] = self.schedule.to(device)
+            self.on_device[device] = self.loss.on(device)
         return self.on_device[device]
 
     def __call__(self, nets: Mapping[str, nn.Module], batch: dict[str, torch.Tensor], generator: torch.Generator,
@@ -78,23 +79,19 @@ class DiffusionObjective:
         if cfg.model.num_classes > 0:
             labels = drop_labels(batch["labels"], cfg.p_uncond, cfg.model.num_classes, generator)
         # 3) the weighted denoising loss (Ho et al. 2020, Alg. 1; Hang et al. 2023)
-        loss = diffusion_loss(nets[MAIN], z, labels, self.schedule_on(z.device), cfg.prediction_type,
-                              cfg.loss_weighting, cfg.min_snr_gamma, generator, cfg.timestep_sampling,
-                              cfg.timestep_logit_mean, cfg.timestep_logit_std)
+        loss = self.loss_on(z.device)(nets[MAIN], z, labels, generator)
         return {MAIN: loss}, {}
 
 
 def resolve_config(cfg: DiffusionConfig, latent_shape: tuple[int, int, int], num_classes: int) -> DiffusionConfig:
-    """`cfg` with the network's data-given fields filled in, validated again (one-line error if they clash)."""
+    """`cfg` with the network's DERIVED fields taken from the data, validated again (one-line error if they clash)."""
     channels, height, width = latent_shape
     if height != width:
         raise SynthgenError(f"latents are {height}x{width}; the UNet needs square latents (use square images)")
-    given = cfg.model.model_dump()
-    filled = {**given, "in_channels": channels, "sample_size": height,
-              "num_classes": num_classes if cfg.model.num_classes > 0 else 0}
-    for key in ("in_channels", "sample_size", "num_classes"):
-        if given[key] != filled[key]:
-            log.info("diffusion.model.%s = %s taken from the data (params say %s)", key, filled[key], given[key])
+    derived = cfg.model.derived_from_data(channels, height, num_classes)
+    if disagreements := cfg.model.disagreements(derived):
+        log.warning("diffusion.model: %s: taken from the data, which decides these", "; ".join(disagreements))
+    filled = {**cfg.model.model_dump(), **derived}
     try:
         return DiffusionConfig.model_validate({**cfg.model_dump(), "model": filled})
     except ValidationError as e:
@@ -144,13 +141,13 @@ def evaluation_loss(trained: TrainedDiffusion, latents: LatentSet, device: torch
     chosen = torch.randperm(len(latents), generator=g)[:EVAL_SAMPLES]
     z = scaled_latents(latents.mean[chosen], latents.std[chosen], latents.scale_factor, g)
     labels = latents.labels[chosen] if trained.num_classes > 0 else None
+    loss_fn = replace(DiffusionLoss.from_config(cfg, trained.schedule), timestep_sampling="uniform")
     total = 0.0
     for start in range(0, len(z), BATCH):
         part = slice(start, start + BATCH)
         batch_labels = labels[part].to(device) if labels is not None else None
         noise = torch.Generator(device).manual_seed(derive_seed(cfg.train.seed, "diffusion/eval_loss_noise", start))
-        loss = diffusion_loss(trained.model, z[part].to(device), batch_labels, trained.schedule, cfg.prediction_type,
-                              cfg.loss_weighting, cfg.min_snr_gamma, noise)
+        loss = loss_fn(trained.model, z[part].to(device), batch_labels, noise)
         total += loss.item() * len(z[part])
     return total / len(z)
 
@@ -224,7 +221,7 @@ def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_d
     objective = DiffusionObjective(resolved, latents.scale_factor)
     data = {"mean": latents.mean, "std": latents.std, "labels": latents.labels}
     result = train(resolved.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv",
-                   run_config=resolved.model_dump(mode="json", exclude={"train", "preview"}))
+                   run_config=resolved.key_dump())
     if result.rank != 0:
         return {"rank": result.rank}
     # 3) weights and config, then everything measured from the folder as written

@@ -9,7 +9,6 @@ Files (each safetensors file has a `<stem>.manifest.json` with its sha256 beside
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,9 +24,10 @@ from synthgen.diffusion.noise import Generator
 from synthgen.diffusion.timesteps import EpsFn
 from synthgen.models.unet import UNet
 from synthgen.training.checkpoint import CheckpointError, load_verified, save_verified
+from synthgen.training.trained_folder import CONFIG, load_weights, read_json, require_files
 
 FORMAT = "synthgen.diffusion/1"
-WEIGHTS, RAW_WEIGHTS, SCHEDULE, CONFIG = "model.safetensors", "model_raw.safetensors", "schedule.safetensors", "config.json"
+WEIGHTS, RAW_WEIGHTS, SCHEDULE = "model.safetensors", "model_raw.safetensors", "schedule.safetensors"
 
 
 @dataclass
@@ -85,10 +85,9 @@ def write_trained(out_dir: str | Path, model: nn.Module, raw_model: nn.Module, c
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
+    require_files(model_dir, (CONFIG,), "train the diffusion model first")
     path = model_dir / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{model_dir}: {CONFIG} is missing; train the diffusion model first")
-    config = json.loads(path.read_text())
+    config = read_json(path)
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} folder (format={config.get('format')!r})")
     return config
@@ -117,14 +116,9 @@ def load_diffusion(model_dir: str | Path, device: str | torch.device = "cpu", we
     class_names, latent_shape = list(config["class_names"]), tuple(config["latent_shape"])
     if cfg.model.num_classes not in (0, len(class_names)):
         raise CheckpointError(f"{model_dir / CONFIG}: {cfg.model.num_classes} model classes but {len(class_names)} class names")
-    tensors, _, digest = load_verified(model_dir / weights)
-    model = UNet(cfg.model)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise CheckpointError(f"{model_dir / weights} does not fit {CONFIG} ({str(e).splitlines()[0]})") from None
+    model, digest = load_weights(UNet(cfg.model), model_dir / weights, device)
     return TrainedDiffusion(
-        model=model.to(device).eval().requires_grad_(False),
+        model=model,
         schedule=read_schedule(model_dir, cfg).to(device),
         prediction_type=cfg.prediction_type,
         latent_shape=(int(latent_shape[0]), int(latent_shape[1]), int(latent_shape[2])),

@@ -8,17 +8,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Literal, Mapping
 
-import torch
-
 from synthgen.config.evaluate import GateConfig
-from synthgen.metrics.conditional import conditional_accuracy
-from synthgen.metrics.frechet import Features, frechet_distance
-from synthgen.metrics.memorisation import memorisation
-
-CONDITIONAL_ACCURACY = "conditional_accuracy"
-FD_RATIO = "fd_ratio"
-NEAR_DUPLICATE_FRACTION = "near_duplicate_fraction"
-CAS_RATIO = "cas_ratio"
+from synthgen.metrics.specs import GATED
 
 
 @dataclass(frozen=True)
@@ -60,14 +51,9 @@ def run_check(metrics: Mapping[str, float | None], metric: str, bound: Literal["
 
 
 def evaluate_gate(metrics: Mapping[str, float | None], thresholds: GateConfig) -> GateVerdict:
-    """Check conditional accuracy, FD ratio, near-duplicate fraction (and CAS ratio if configured)."""
-    checks = [
-        run_check(metrics, CONDITIONAL_ACCURACY, "min", thresholds.min_conditional_accuracy),
-        run_check(metrics, FD_RATIO, "max", thresholds.max_fd_ratio),
-        run_check(metrics, NEAR_DUPLICATE_FRACTION, "max", thresholds.max_near_duplicate_fraction),
-    ]
-    if thresholds.min_cas_ratio is not None:
-        checks.append(run_check(metrics, CAS_RATIO, "min", thresholds.min_cas_ratio))
+    """Check every gated metric of `synthgen.metrics.specs` whose threshold is set, in table order."""
+    checks = [run_check(metrics, spec.key, spec.bound, limit) for spec in GATED
+              if (limit := getattr(thresholds, spec.threshold)) is not None]
     reasons = [c.describe() for c in checks if not c.passed]
     return GateVerdict("rejected" if reasons else "published", reasons, checks)
 
@@ -75,31 +61,3 @@ def evaluate_gate(metrics: Mapping[str, float | None], thresholds: GateConfig) -
 def fd_ratio(fd_generated: float, fd_real_baseline: float) -> float:
     """Generated FD over the real-vs-real FD; infinite when the baseline is degenerate."""
     return fd_generated / fd_real_baseline if fd_real_baseline > 0 else math.inf
-
-
-def gate_metrics(
-    train_features: Features,
-    val_features: Features,
-    generated_features: Features,
-    requested: torch.Tensor,
-    predicted: torch.Tensor,
-    num_classes: int,
-    memorisation_quantile: float = 0.01,
-    chunk_size: int = 1024,
-) -> dict[str, float]:
-    """The metrics the gate reads, all in one feature space, from features and labels.
-
-    FD baseline: FD(real val, train); generated: FD(generated, train). FD is biased upwards by
-    finite N, so pass as many generated samples as val samples for a fair ratio.
-    """
-    fd_generated = frechet_distance(generated_features, train_features)
-    fd_baseline = frechet_distance(val_features, train_features)
-    memo = memorisation(generated_features, train_features, val_features, memorisation_quantile, chunk_size)
-    return {
-        CONDITIONAL_ACCURACY: conditional_accuracy(predicted, requested, num_classes).overall,
-        "fd": fd_generated,
-        "fd_baseline": fd_baseline,
-        FD_RATIO: fd_ratio(fd_generated, fd_baseline),
-        NEAR_DUPLICATE_FRACTION: memo.near_duplicate_fraction,
-        "near_duplicate_threshold": memo.threshold,
-    }

@@ -15,8 +15,9 @@ import numpy as np
 
 from synthgen.atomic import atomic_write_bytes
 from synthgen.imaging import encode_image, make_grid
-from synthgen.metrics.gate import CONDITIONAL_ACCURACY, GateVerdict
+from synthgen.metrics.gate import GateVerdict
 from synthgen.metrics.memorisation import Memorisation
+from synthgen.metrics.specs import CONDITIONAL_ACCURACY
 
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#b45309"]
 INK, MUTED, GRID = "#0f172a", "#64748b", "#e2e8f0"
@@ -391,7 +392,7 @@ def render_report(
     """
     charts = []
     if per_class_accuracy:
-        limit = next((c.limit for c in verdict.checks if c.metric == CONDITIONAL_ACCURACY), None)
+        limit = next((c.limit for c in verdict.checks if c.metric == CONDITIONAL_ACCURACY.key), None)
         charts.append(card("Conditional accuracy per class", bar_chart(per_class_accuracy, limit)))
     if nn_distances is not None:
         hist = histogram({"real val → train": nn_distances.real, "generated → train": nn_distances.generated},

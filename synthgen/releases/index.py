@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from synthgen.atomic import atomic_write_bytes, sha256_file
 from synthgen.errors import SynthgenError
+from synthgen.metrics.specs import INDEX_METRICS
 from synthgen.releases.ids import check_release_id, release_id_for, release_sort_key
 from synthgen.releases.lock import waiting_lock
 from synthgen.shards.index import table_bytes
@@ -31,9 +32,7 @@ GATE_FILE = "gate.json"
 Status = Literal["running", "published", "rejected", "failed"]
 STATUSES = ("running", "published", "rejected", "failed")
 FINAL = ("published", "rejected")  # a gate verdict: the release is done and is not made again
-KEY_METRICS = (  # metrics.json keys copied into the index; absent ones are null
-    "conditional_accuracy", "fd_ratio", "near_duplicate_fraction", "cas_ratio", "fd", "kid", "precision", "recall",
-)
+KEY_METRICS = INDEX_METRICS  # metrics.json keys copied into the index; absent ones are null
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 SCHEMA = pa.schema(
     [
