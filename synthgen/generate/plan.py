@@ -11,6 +11,9 @@ from functools import cached_property
 
 import numpy as np
 
+from synthgen.shards.keys import sample_key, shard_name
+from synthgen.stages.layout import SyntheticLayout
+
 
 def sample_seed(run_seed: int, index: int) -> int:
     """A 63-bit noise seed for global sample `index`, independent of every other sample's."""
@@ -47,16 +50,12 @@ class ShardPlan:
         return [sample_key(prefix, int(i)) for i in self.sample_indices]
 
 
-def sample_key(prefix: str, index: int) -> str:
-    return f"{prefix}-{index:09d}"
-
-
 @dataclass(frozen=True)
 class SamplingPlan:
     class_counts: tuple[int, ...]  # images per class over the whole dataset
     images_per_shard: int
     seed: int
-    prefix: str = "synthetic"
+    prefix: str = SyntheticLayout.PREFIX
 
     @property
     def num_images(self) -> int:
@@ -77,7 +76,7 @@ class SamplingPlan:
         indices = np.arange(start, min(start + self.images_per_shard, self.num_images))
         return ShardPlan(
             index=index,
-            name=f"{self.prefix}-{index:06d}.tar",
+            name=shard_name(self.prefix, index),
             sample_indices=indices,
             labels=self.labels[indices],
             seeds=tuple(sample_seed(self.seed, int(i)) for i in indices),

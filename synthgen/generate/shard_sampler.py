@@ -18,10 +18,12 @@ from synthgen.diffusion import sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
 from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels
-from synthgen.generate.plan import ShardPlan, sample_key
+from synthgen.generate.plan import ShardPlan
 from synthgen.imaging import encode_image, to_uint8
 from synthgen.precision import bf16_autocast
 from synthgen.shards import ShardSample, write_shard
+from synthgen.shards.keys import sample_key
+from synthgen.stages.layout import SyntheticLayout
 
 NOISE_STREAM, SAMPLER_STREAM = 0, 1  # sub-streams of a sample's seed: x_T, and the sampler's own noise
 
@@ -83,7 +85,7 @@ def encoded(pixels: np.ndarray, fmt: str, pool: Executor | None) -> list[Future 
 
 
 def generate_shard(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig, class_names: list[str],
-                   provenance: Provenance, folder: str | Path, prefix: str = "synthetic") -> dict[str, Any]:
+                   provenance: Provenance, folder: str | Path, prefix: str = SyntheticLayout.PREFIX) -> dict[str, Any]:
     """Generate, encode and atomically write one shard; return its manifest entry."""
     pool = ThreadPoolExecutor(cfg.encode_workers) if cfg.encode_workers > 0 else None
     try:

@@ -1,6 +1,6 @@
-"""The train_classifier stage as a pure function: the feature classifier and the real CAS reference.
+"""Stage `train_classifier`: the feature classifier every metric is measured in, and the real CAS reference.
 
-`train_classifier` writes into `out_dir`:
+`train_classifier` writes into `out_dir` (named by `ClassifierLayout` and `evaluation.trained`):
   model.safetensors (+ .manifest.json)  weights of the feature classifier (manifest written last)
   config.json                           evaluate params, class names and image size (see trained.py)
   metrics.json                          real val accuracy, overall and per class; the CAS reference accuracy
@@ -13,7 +13,9 @@ val accuracies is the CAS ratio, so schedule and data size cancel out of it.
 """
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,13 +30,14 @@ from synthgen.evaluation.augment import augment
 from synthgen.evaluation.features import check_images, class_accuracy, pixels_nchw, seeded_subset, to_model_range
 from synthgen.evaluation.trained import write_trained
 from synthgen.models.classifier import FeatureClassifier
+from synthgen.shards import read_arrays
+from synthgen.stages.layout import ClassifierLayout, PreparedLayout, TrainedModelLayout
 from synthgen.training.loop import MAIN, TrainResult, train
 from synthgen.training.rng import derive_seed, seeded_cpu_rng
 
 log = logging.getLogger(__name__)
 
 INIT_STREAM, CAS_REAL_STREAM = 21, 22  # seed-stream keys of weight init and of the CAS reference's real subset
-CAS_REFERENCE = "cas_reference"
 
 
 class ClassifierObjective:
@@ -62,13 +65,13 @@ def fit_classifier(model_cfg: ClassifierConfig, train_cfg: TrainConfig, augment_
                    labels: np.ndarray, num_classes: int, run_dir: str | Path) -> TrainResult:
     """Train a classifier on uint8 images (N, H, W, 3) with the shared loop; checkpoints and metrics.csv
     go to `run_dir`, and a re-run with the same data and settings resumes from its newest checkpoint."""
-    run_dir = Path(run_dir)
+    layout = TrainedModelLayout(Path(run_dir))
     nets = {MAIN: build_classifier(model_cfg, num_classes, train_cfg.seed)}
     data = {"pixels": pixels_nchw(pixels), "labels": torch.as_tensor(labels, dtype=torch.long)}
     run_config = {"classifier": model_cfg.model_dump(mode="json"), "augment": augment_cfg.model_dump(mode="json"),
                   "num_classes": num_classes}
-    return train(train_cfg, nets, ClassifierObjective(augment_cfg), data, run_dir / "checkpoints",
-                 run_dir / "metrics.csv", run_config=run_config)
+    return train(train_cfg, nets, ClassifierObjective(augment_cfg), data, layout.checkpoints, layout.metrics_csv,
+                 run_config=run_config)
 
 
 def check_same_size(train_pixels: np.ndarray, val_pixels: np.ndarray) -> None:
@@ -96,7 +99,7 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     # 2) the CAS reference: the CAS schedule on as many real images as CAS trains on synthetic ones
     subset = seeded_subset(len(train_pixels), cfg.cas.samples, derive_seed(cfg.cas.train.seed, CAS_REAL_STREAM))
     reference = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset],
-                               num_classes, out_dir / CAS_REFERENCE)
+                               num_classes, ClassifierLayout(out_dir).cas_reference)
     if result.rank != 0:
         return {"rank": result.rank}
     # 3) real val accuracy of both, then the outputs (weights last)
@@ -115,3 +118,16 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     log.info("classifier: real val accuracy %.4f, CAS reference %.4f", val.overall, cas_reference.overall)
     return {**metrics, "steps": result.step, "resumed_from": result.resumed_from, "train_seconds": result.seconds,
             "images_per_s": result.images_per_s, "model_sha256": digest, "out_dir": str(out_dir)}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    prepared: PreparedLayout
+
+
+def run(cfg: EvaluateConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
+    """The stage: train on the real train split, measure on real val, write `out`."""
+    train_pixels, train_labels, _ = read_arrays(inputs.prepared.split("train"))
+    val_pixels, val_labels, _ = read_arrays(inputs.prepared.split("val"))
+    class_names = json.loads(inputs.prepared.classes.read_text())
+    return train_classifier(cfg, train_pixels, train_labels, val_pixels, val_labels, class_names, out)
