@@ -33,6 +33,7 @@ from synthgen.generate.plan import ShardPlan, sample_seed
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
 from synthgen.shards.index import BASE_SCHEMA
+from synthgen.shards.keys import parse_sample_key, sample_key
 from synthgen.shards.manifest import MANIFEST, METADATA
 from synthgen.stages.layout import EvalLayout, SyntheticLayout
 from synthgen.stages.sample import dataset_card, run_key
@@ -113,7 +114,7 @@ def plan_path(folder: Path, round: int) -> Path:
 
 def global_index(key: str) -> int:
     try:
-        return SyntheticLayout.sample_index(key)
+        return parse_sample_key(SyntheticLayout.PREFIX, key)
     except ValueError as e:
         raise SynthgenError(f"{e}: only sample-stage datasets can be refilled") from None
 
@@ -141,7 +142,7 @@ def make_plan(folder: Path, manifest: dict[str, Any], flagged: Sequence[str], ro
     next_index = max(recorded, max(indices) + 1)
     gone = sorted(set(flagged), key=lambda k: indices[position[k]])
     replacements = tuple(
-        Replacement(SyntheticLayout.sample_key(i), i, int(rows["label"][position[k]]), sample_seed(seed, i), k,
+        Replacement(sample_key(SyntheticLayout.PREFIX, i), i, int(rows["label"][position[k]]), sample_seed(seed, i), k,
                     rows["shard"][position[k]])
         for i, k in enumerate(gone, start=next_index))
     touched, going = {r.shard for r in replacements}, set(gone)

@@ -22,6 +22,10 @@ def shard_pattern(prefix: str) -> str:
     return f"{prefix}-{'N' * SHARD_DIGITS}"
 
 
+def shard_glob(prefix: str) -> str:
+    return f"{prefix}-*.tar"
+
+
 def sample_key(prefix: str, index: int) -> str:
     return f"{prefix}-{index:0{KEY_DIGITS}d}"
 

@@ -4,15 +4,14 @@ A layout wraps a folder (`EvalLayout(Path("eval")).gate` is `eval/gate.json`); `
 folder the CLI and `dvc.yaml` use when none is given. A stage writes through its own layout and
 reads another stage's output through that stage's layout, so a file name lives in one place. The
 shard store's own files (`manifest.json`, `metadata.parquet`) are named by `synthgen.shards`, and
-shard names and sample keys are built and parsed by `synthgen.shards.keys`.
+shard names and sample keys are built and parsed by `synthgen.shards.keys`. This module imports
+nothing, so the CLI can take its defaults from here without loading a stage.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
-
-from synthgen.shards.keys import parse_sample_key, sample_key, shard_name, shard_pattern
 
 PARAMS = "params.json"  # the resolved params a stage ran with, beside its outputs
 METRICS = "metrics.json"
@@ -98,29 +97,13 @@ class ClassifierLayout(TrainedModelLayout):
 
 @dataclass(frozen=True)
 class SyntheticLayout:
-    """`sample`: a shard-store dataset of `PREFIX-NNNNNN.tar` shards, keys `PREFIX-NNNNNNNNN`, and its card."""
+    """`sample`: a shard-store dataset whose shard names and sample keys start with `PREFIX`
+    (`synthgen.shards.keys` builds and parses them), and its dataset card."""
 
     root: Path
     DEFAULT: ClassVar[str] = "data/synthetic"
     PREFIX: ClassVar[str] = "synthetic"
     CARD: ClassVar[str] = "README.md"
-
-    @classmethod
-    def shard_name(cls, index: int) -> str:
-        return shard_name(cls.PREFIX, index)
-
-    @classmethod
-    def sample_key(cls, index: int) -> str:
-        return sample_key(cls.PREFIX, index)
-
-    @classmethod
-    def sample_index(cls, key: str) -> int:
-        """The global sample index of a key; raises ValueError for a key this stage did not make."""
-        return parse_sample_key(cls.PREFIX, key)
-
-    @classmethod
-    def shard_pattern(cls) -> str:
-        return shard_pattern(cls.PREFIX)
 
     @property
     def card(self) -> Path:

@@ -24,6 +24,7 @@ from synthgen.generate.models import load_models
 from synthgen.generate.plan import SamplingPlan, class_counts_for
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.shards import finish_dataset
+from synthgen.shards.keys import shard_glob, shard_pattern
 from synthgen.shards.progress import record_done, resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
 from synthgen.training.distributed import cpu_threads
@@ -96,9 +97,9 @@ guidance scale {sampler.get('guidance_scale')}, run seed {run.get('seed')}.
 
 ## Files
 
-- `{SyntheticLayout.shard_pattern()}.tar`: samples `<key>.{sample.get('image_format', 'png')}` (image), `<key>.cls` (label),
+- `{shard_pattern(SyntheticLayout.PREFIX)}.tar`: samples `<key>.{sample.get('image_format', 'png')}` (image), `<key>.cls` (label),
   `<key>.json` (its metadata row).
-- `{SyntheticLayout.shard_pattern()}.parquet`: the shard's index; `metadata.parquet`: every row, one per sample.
+- `{shard_pattern(SyntheticLayout.PREFIX)}.parquet`: the shard's index; `metadata.parquet`: every row, one per sample.
 - `manifest.json`: shards with sample counts, bytes and sha256; run facts; status.
 
 Columns: key, shard, index, label, class_name, sha256 (of the encoded image), width, height, format,
@@ -112,7 +113,7 @@ import synthgen, polars as pl
 ds = synthgen.open_dataset("{Path(run.get('out', '.')).as_posix()}", where=pl.col("label") == 0, batch_size=64)
 ```
 
-or with plain webdataset: `webdataset.WebDataset(sorted(glob.glob("{SyntheticLayout.PREFIX}-*.tar"))).decode("rgb")`,
+or with plain webdataset: `webdataset.WebDataset(sorted(glob.glob("{shard_glob(SyntheticLayout.PREFIX)}"))).decode("rgb")`,
 or with polars/DuckDB on `metadata.parquet`. Any sample can be remade exactly: `synthgen regenerate <key>`.
 """
 
