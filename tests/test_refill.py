@@ -19,10 +19,10 @@ from synthgen.generate.models import load_models
 from synthgen.generate.plan import sample_seed
 from synthgen.generate.refill import refill_dataset, refill_progress, select_flagged
 from synthgen.generate.regenerate import regenerate
-from synthgen.generate.run import build_plan, finish_run, run_key
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.shards import manifest as manifest_module
+from synthgen.stages.sample import build_plan, finish_run, run_key
 from tests.tiny_models import CLASS_NAMES, write_tiny_models
 
 SEED = 7
