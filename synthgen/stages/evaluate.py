@@ -108,7 +108,7 @@ def finite_or_none(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Inputs:
+class Loaded:
     trained: TrainedClassifier
     real: RealData
     synthetic: LabelledImages  # every sample of the synthetic dataset
@@ -124,7 +124,7 @@ class Scores:
 
 
 def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path,
-                device: torch.device) -> Inputs:
+                device: torch.device) -> Loaded:
     """Classifier, real splits and synthetic set, checked against each other and against the params."""
     trained = load_classifier(classifier_dir, device)
     real = load_prepared(prepared_dir)
@@ -132,7 +132,7 @@ def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, cl
     synthetic = load_synthetic(synthetic_dir, real.class_names)
     check_synthetic_fits(synthetic, real, cfg)
     measured = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, MEASURED_STREAM))
-    return Inputs(trained, real, synthetic, measured)
+    return Loaded(trained, real, synthetic, measured)
 
 
 def equal_sized_sets(cfg: EvaluateConfig, num_measured: int, num_val: int) -> tuple[list[np.ndarray], torch.Tensor]:
@@ -154,7 +154,7 @@ def distribution_scores(cfg: EvaluateConfig, feats: Mapping[str, torch.Tensor], 
             **precision_recall_with_baseline(feats["train"], val, generated, subsets, cfg)}
 
 
-def score(cfg: EvaluateConfig, inputs: Inputs, inception: torch.nn.Module | None, out_dir: Path) -> Scores:
+def score(cfg: EvaluateConfig, inputs: Loaded, inception: torch.nn.Module | None, out_dir: Path) -> Scores:
     """Every metric of the measured samples, and the per-sample facts of all of them."""
     real, synthetic, measured = inputs.real, inputs.synthetic, inputs.measured
     # 1) classifier features and logits of the three sets
@@ -184,7 +184,7 @@ def score(cfg: EvaluateConfig, inputs: Inputs, inception: torch.nn.Module | None
     return Scores(metrics, per_class, memos, emb["generated"].logits)
 
 
-def write_outputs(cfg: EvaluateConfig, inputs: Inputs, scores: Scores, verdict: GateVerdict, synthetic_dir: Path,
+def write_outputs(cfg: EvaluateConfig, inputs: Loaded, scores: Scores, verdict: GateVerdict, synthetic_dir: Path,
                   out_dir: Path, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> dict[str, Any]:
     """metrics.json, gate.json, plots, grid, quality.parquet and report.html; returns the metrics as written."""
     real, synthetic, trained = inputs.real, inputs.synthetic, inputs.trained
