@@ -13,7 +13,8 @@ from tasks.stage import stage_task
 
 
 @flow(name="train_autoencoder", log_prints=True)
-def train_autoencoder(params: Params, prepared: str = PreparedLayout.DEFAULT, out: str = AutoencoderLayout.DEFAULT) -> dict:
+def train_autoencoder(params: Params, prepared: str = PreparedLayout.DEFAULT,
+                      out: str = AutoencoderLayout.DEFAULT) -> dict:
     """Train on the prepared train split, evaluate on val, write weights, scale factor and metrics."""
     summary = stage_task(stage.run, params.autoencoder, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
     write_resolved(params, out)

@@ -13,7 +13,8 @@ from tasks.stage import stage_task
 
 
 @flow(name="train_classifier", log_prints=True)
-def train_classifier(params: Params, prepared: str = PreparedLayout.DEFAULT, out: str = ClassifierLayout.DEFAULT) -> dict:
+def train_classifier(params: Params, prepared: str = PreparedLayout.DEFAULT,
+                     out: str = ClassifierLayout.DEFAULT) -> dict:
     """Train on real train images, measure on real val, write the weights and their accuracy."""
     summary = stage_task(stage.run, params.evaluate, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
     write_resolved(params, out)

@@ -16,7 +16,8 @@ from tasks.stage import stage_task
 def train_diffusion(params: Params, prepared: str = PreparedLayout.DEFAULT, latents: str = LatentsLayout.DEFAULT,
                     autoencoder: str = AutoencoderLayout.DEFAULT, out: str = DiffusionLayout.DEFAULT) -> dict:
     """Train on the latent store (never on images) and write EMA weights, config and a per-class grid."""
-    inputs = stage.Inputs(PreparedLayout(Path(prepared)), LatentsLayout(Path(latents)), AutoencoderLayout(Path(autoencoder)))
+    inputs = stage.Inputs(PreparedLayout(Path(prepared)), LatentsLayout(Path(latents)),
+                          AutoencoderLayout(Path(autoencoder)))
     summary = stage_task(stage.run, params.diffusion, inputs, Path(out))
     write_resolved(params, out)
     print(f"diffusion: {summary['steps']} steps, final loss {summary['final_loss']:.4f} -> {out}")

@@ -49,7 +49,7 @@ def load_prepared(prepared_dir: str | Path) -> RealData:
     if not prepared.classes.is_file():
         raise SynthgenError(f"{prepared.classes} is missing; run the prepare stage first")
     return RealData(read_split(prepared.split("train")), read_split(prepared.split("val")),
-                    json.loads(prepared.classes.read_text()))
+                    prepared.class_names())
 
 
 def check_class_names(folder: Path, class_names: list[str]) -> None:

@@ -5,10 +5,11 @@ folder the CLI and `dvc.yaml` use when none is given. A stage writes through its
 reads another stage's output through that stage's layout, so a file name lives in one place. The
 shard store's own files (`manifest.json`, `metadata.parquet`) are named by `synthgen.shards`, and
 shard names and sample keys are built and parsed by `synthgen.shards.keys`. This module imports
-nothing, so the CLI can take its defaults from here without loading a stage.
+only the standard library, so the CLI can take its defaults from here without loading a stage.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -38,6 +39,10 @@ class PreparedLayout:
     @property
     def classes(self) -> Path:
         return self.root / self.CLASSES
+
+    def class_names(self) -> list[str]:
+        """The class names in label order."""
+        return json.loads(self.classes.read_text())
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ val accuracies is the CAS ratio, so schedule and data size cancel out of it.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +126,5 @@ class Inputs:
 
 def run(cfg: EvaluateConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: train on the real train split, measure on real val, write `out`."""
-    train_pixels, train_labels, _ = read_arrays(inputs.prepared.split("train"))
-    val_pixels, val_labels, _ = read_arrays(inputs.prepared.split("val"))
-    class_names = json.loads(inputs.prepared.classes.read_text())
-    return train_classifier(cfg, train_pixels, train_labels, val_pixels, val_labels, class_names, out)
+    train, val = (read_arrays(inputs.prepared.split(split)) for split in PreparedLayout.SPLITS)
+    return train_classifier(cfg, train[0], train[1], val[0], val[1], inputs.prepared.class_names(), out)

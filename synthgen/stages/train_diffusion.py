@@ -18,7 +18,6 @@ the model unconditional). config.json records the resolved values.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -275,5 +274,4 @@ class Inputs:
 
 def run(cfg: DiffusionConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: train on the latent store with the prepared dataset's class names, write `out`."""
-    class_names = json.loads(inputs.prepared.classes.read_text())
-    return train_diffusion(cfg, inputs.latents.root, inputs.autoencoder.root, class_names, out)
+    return train_diffusion(cfg, inputs.latents.root, inputs.autoencoder.root, inputs.prepared.class_names(), out)
