@@ -8,7 +8,7 @@ from prefect.futures import as_completed
 from tqdm import tqdm
 
 from synthgen.config.sample import SampleConfig
-from synthgen.stages.sample import ShardJob
+from synthgen.generate.shard_sampler import ShardJob
 from tasks.retry import IO_RETRIES
 
 

@@ -89,7 +89,7 @@ def test_a_release_with_refill_replaces_its_flagged_samples(project):
 
 
 def test_crashed_release_resumes_its_own_release(project, monkeypatch):
-    import synthgen.stages.sample as stage
+    import synthgen.generate.shard_sampler as stage
 
     folder, _ = project
     real = stage.generate_shard

@@ -96,7 +96,7 @@ def test_batch_size_change_reproduces_the_same_dataset(reference, models_dir, tm
 
 
 def test_crashed_run_resumes_to_identical_bytes(reference, models_dir, tmp_path, monkeypatch):
-    import synthgen.stages.sample as stage
+    import synthgen.generate.shard_sampler as stage
 
     out = tmp_path / "out"
     params = write_params(tmp_path)

@@ -22,12 +22,11 @@ from synthgen.config.params import Params
 from synthgen.config.sample import SampleConfig
 from synthgen.generate.models import load_models
 from synthgen.generate.plan import SamplingPlan, class_counts_for
-from synthgen.generate.shard_sampler import Provenance, generate_shard
+from synthgen.generate.shard_sampler import Provenance, ShardJob
 from synthgen.shards import finish_dataset
 from synthgen.shards.keys import shard_glob, shard_pattern
-from synthgen.shards.progress import record_done, resume_state
+from synthgen.shards.progress import resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
-from synthgen.training.distributed import cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -124,28 +123,6 @@ class Inputs:
     autoencoder: AutoencoderLayout
 
 
-@dataclass(frozen=True)
-class ShardJob:
-    """Everything one shard needs, small enough to ship to a worker (models are loaded there, once per process)."""
-
-    plan: SamplingPlan
-    cfg: SampleConfig
-    inputs: Inputs
-    class_names: list[str]
-    provenance: Provenance
-    out: Path
-
-    def make(self, index: int) -> dict[str, Any]:
-        """Generate shard `index`, write it atomically, then record its receipt; returns its manifest entry."""
-        cfg = self.cfg
-        models = load_models(str(self.inputs.diffusion.root), str(self.inputs.autoencoder.root), cfg.device,
-                             cfg.compile, cfg.channels_last)
-        with cpu_threads(cfg.cpu_threads):
-            entry = generate_shard(models, self.plan.shard(index), cfg, self.class_names, self.provenance, self.out)
-        record_done(self.out, entry, self.provenance.config_hash)
-        return entry
-
-
 def one_by_one(job: ShardJob, indices: list[int]) -> Iterable[dict[str, Any]]:
     return [job.make(i) for i in indices]
 
@@ -167,7 +144,7 @@ def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
     todo, done = pending_shards(out, plan, key)
     log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
              len(todo))
-    job = ShardJob(plan, cfg, inputs, class_names, provenance, Path(out))
+    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, Path(out))
     entries = [*done.values(), *map_shards(job, todo)]
     run_facts = {
         "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),

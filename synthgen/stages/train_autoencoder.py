@@ -114,8 +114,7 @@ def train_autoencoder(cfg: AutoencoderConfig, train_pixels: np.ndarray, train_la
     nets = build_networks(cfg)
     objective = AutoencoderObjective(cfg, nets[MAIN].last_layer)
     data = {"pixels": torch.from_numpy(np.ascontiguousarray(train_pixels)).permute(0, 3, 1, 2).contiguous()}
-    layout = AutoencoderLayout(out_dir)
-    result = train(cfg.train, nets, objective, data, layout.checkpoints, layout.metrics_csv,
+    result = train(cfg.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv",
                    run_config=cfg.model_dump(mode="json", exclude={"train"}))
     if result.rank != 0:
         return {"rank": result.rank}

@@ -225,7 +225,7 @@ def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_d
     nets = {MAIN: build_unet(resolved)}
     objective = DiffusionObjective(resolved, latents.scale_factor)
     data = {"mean": latents.mean, "std": latents.std, "labels": latents.labels}
-    result = train(resolved.train, nets, objective, data, layout.checkpoints, layout.metrics_csv,
+    result = train(resolved.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv",
                    run_config=resolved.model_dump(mode="json", exclude={"train", "preview"}))
     if result.rank != 0:
         return {"rank": result.rank}
