@@ -18,13 +18,14 @@ import os
 import time
 from pathlib import Path
 
-from synthgen.autoencoder.stage import encode_latents, train_autoencoder
+from synthgen.stages.encode_latents import encode_latents
+from synthgen.stages.train_autoencoder import train_autoencoder
 from synthgen.config import load_params, write_resolved
 from synthgen.config.loader import resolved
-from synthgen.data.prepare import prepare_dataset
-from synthgen.evaluation.classifier_stage import train_classifier
-from synthgen.evaluation.sweep_stage import run_sweep
-from synthgen.ldm.stage import train_diffusion
+from synthgen.stages.prepare import prepare_dataset
+from synthgen.stages.train_classifier import train_classifier
+from synthgen.stages.sweep_samplers import run_sweep
+from synthgen.stages.train_diffusion import train_diffusion
 from synthgen.shards import read_arrays
 
 SHARED = ("prepared", "autoencoder", "latents", "classifier")  # what --reuse links from an earlier run

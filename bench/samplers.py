@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from synthgen import paths
 from synthgen.autoencoder import load_latents, scaled_latents
 from synthgen.config import load_params
 from synthgen.diffusion import SAMPLERS
@@ -27,6 +26,7 @@ from synthgen.evaluation.sweep import COLUMNS, ClassifierScore, sweep_labels, sw
 from synthgen.evaluation.trained import load_classifier
 from synthgen.generate.models import load_models
 from synthgen.imaging import save_grid
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, LatentsLayout, PreparedLayout
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
@@ -41,9 +41,9 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", default="params.yaml", help="params file (sample.sampler gives the options)")
-    parser.add_argument("--diffusion", default=paths.DIFFUSION, help="trained diffusion folder")
-    parser.add_argument("--autoencoder", default=paths.AUTOENCODER, help="trained autoencoder folder")
-    parser.add_argument("--latents", default=paths.LATENTS, help="latent store (for the data statistics)")
+    parser.add_argument("--diffusion", default=DiffusionLayout.DEFAULT, help="trained diffusion folder")
+    parser.add_argument("--autoencoder", default=AutoencoderLayout.DEFAULT, help="trained autoencoder folder")
+    parser.add_argument("--latents", default=LatentsLayout.DEFAULT, help="latent store (for the data statistics)")
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS),
                         help="; ".join(f"{s.name} ({s.paper})" for s in SAMPLERS.values()))
     parser.add_argument("--steps", nargs="+", type=int, default=[10, 20, 50, 250])
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="guide only where sigma_t is in (LOW, HIGH] (default: sample.sampler's)")
     parser.add_argument("--classifier", default=None, help="trained classifier folder: adds accuracy and FD")
-    parser.add_argument("--prepared", default=paths.PREPARED, help="prepared data (its val split is the FD reference)")
+    parser.add_argument("--prepared", default=PreparedLayout.DEFAULT, help="prepared data (its val split is the FD reference)")
     parser.add_argument("--grids", default=None, help="folder for one decoded per-class grid per run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA")

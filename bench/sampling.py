@@ -43,7 +43,8 @@ from synthgen.diffusion.noise import SampleGenerators
 from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels, load_models
 from synthgen.generate.plan import SamplingPlan, ShardPlan, sample_key
-from synthgen.generate.run import PREFIX, build_plan, finish_run, pending_shards, run_key
+from synthgen.stages.layout import SyntheticLayout
+from synthgen.stages.sample import build_plan, finish_run, pending_shards, run_key
 from synthgen.generate.shard_sampler import Provenance, batches, generate_pixels, generate_shard, initial_noise
 from synthgen.imaging import encode_image, to_uint8
 from synthgen.precision import bf16_autocast
@@ -64,7 +65,7 @@ def write_default_models(folder: Path) -> tuple[str, str]:
     from synthgen.config.data import DataConfig
     from synthgen.config.diffusion import DiffusionConfig
     from synthgen.data.shapes import CLASS_NAMES
-    from synthgen.ldm.stage import resolve_config
+    from synthgen.stages.train_diffusion import resolve_config
     from synthgen.ldm.trained import write_trained as write_diffusion
     from synthgen.models.autoencoder import Autoencoder
     from synthgen.models.unet import UNet
@@ -380,7 +381,7 @@ def scale_part(args, models: GenerationModels, class_names: list[str], tmp: Path
             return generate_shard(models, shard, cfg, class_names, provenance, folder)
 
         def fixed_shard(shard, provenance, folder=tmp / f"fixed-{n}"):
-            samples = shard_samples(shard, [fixed] * len(shard.labels), cfg, class_names, provenance, size, PREFIX)
+            samples = shard_samples(shard, [fixed] * len(shard.labels), cfg, class_names, provenance, size, SyntheticLayout.PREFIX)
             return write_shard(folder / shard.name, samples)
 
         modelled = None

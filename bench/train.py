@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from synthgen.autoencoder.losses import AutoencoderObjective
-from synthgen.autoencoder.stage import build_networks
+from synthgen.stages.train_autoencoder import build_networks
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.training.loop import MAIN, train
 

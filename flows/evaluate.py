@@ -1,7 +1,6 @@
-"""Stage `evaluate`: metrics against real data, the quality gate, and the HTML report.
+"""Stage `evaluate`: metrics against real data, the quality gate, and the HTML report (`synthgen.stages.evaluate`).
 
-A dataset that fails the gate is marked `status: rejected` in its manifest and the flow run fails
-with the reasons; one that passes is marked `published`.
+A dataset that fails the gate makes the flow run fail with the reasons (exit code 2 from the CLI).
 """
 from __future__ import annotations
 
@@ -9,33 +8,34 @@ from pathlib import Path
 
 from prefect import flow
 
-from synthgen import paths
-from synthgen.config import load_params, write_resolved
+from synthgen.config import write_resolved
+from synthgen.config.params import Params
 from synthgen.errors import SynthgenError
-from tasks.evaluation import evaluate_task
+from synthgen.stages import evaluate as stage
+from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout
+from tasks.stage import stage_task
 
 
 class GateRejected(SynthgenError):
     """The synthetic dataset failed the quality gate."""
 
 
-@flow(name="evaluate", log_prints=True)
-def evaluate(params_path: str = "params.yaml", overrides: list[str] | None = None,
-             prepared: str = paths.PREPARED, synthetic: str = paths.SYNTHETIC,
-             classifier: str = paths.CLASSIFIER, out: str = paths.EVAL, sweep: str = paths.SWEEP) -> dict:
-    """Evaluate `synthetic` and gate it; raise GateRejected (a failed run) when it does not pass.
+def rejection(dataset: str | Path, reasons) -> GateRejected:
+    return GateRejected(f"quality gate rejected {dataset}: {'; '.join(reasons)}")
 
-    The report and plots include the quality-versus-steps curve when `sweep` holds a sweep.csv
-    (stage `sweep_samplers`).
-    """
-    params = load_params(params_path, overrides or [], check_paths=False)
-    sweep_csv = Path(sweep) / "sweep.csv"
-    verdict = evaluate_task(params.evaluate, prepared, synthetic, classifier, out,
-                            str(sweep_csv) if sweep_csv.is_file() else None)
+
+@flow(name="evaluate", log_prints=True)
+def evaluate(params: Params, prepared: str = PreparedLayout.DEFAULT, synthetic: str = SyntheticLayout.DEFAULT,
+             classifier: str = ClassifierLayout.DEFAULT, sweep: str = SweepLayout.DEFAULT,
+             out: str = EvalLayout.DEFAULT) -> dict:
+    """Evaluate `synthetic` and gate it; raise GateRejected (a failed run) when it does not pass."""
+    inputs = stage.Inputs(PreparedLayout(Path(prepared)), SyntheticLayout(Path(synthetic)),
+                          ClassifierLayout(Path(classifier)), SweepLayout(Path(sweep)))
+    verdict = stage_task(stage.run, params.evaluate, inputs, Path(out))
     write_resolved(params, out)
-    print(f"gate: {verdict['status']}; report: {out}/report.html")
+    print(f"gate: {verdict['status']}; report: {EvalLayout(Path(out)).report}")
     if verdict["status"] != "published":
-        raise GateRejected(f"quality gate rejected {synthetic}: {'; '.join(verdict['reasons'])}")
+        raise rejection(synthetic, verdict["reasons"])
     return verdict
 
 

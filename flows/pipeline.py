@@ -5,22 +5,23 @@ ran. `use_dvc=False` runs the stage flows directly as subflows, for a quick call
 """
 from __future__ import annotations
 
-import importlib
 from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from synthgen import paths
-from synthgen.config import load_params, params_hash
+from flows.artifacts import publish_summary
+from flows.cli import STAGES, stage_flow
+from synthgen.config import params_hash
+from synthgen.config.params import Params
 from synthgen.errors import SynthgenError
 from synthgen.releases.publish import publish_dataset
-from flows.artifacts import publish_summary
+from synthgen.stages.layout import EvalLayout, ReleasesLayout, SyntheticLayout
 from tasks.dvc import StageFailed, dvc_stage_task
 
-STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample", "train_classifier",
-          "sweep_samplers", "evaluate")
+STAGE_NAMES = tuple(s.name for s in STAGES)
+EVAL = EvalLayout(Path(EvalLayout.DEFAULT))
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
@@ -30,35 +31,29 @@ def publish_task(releases: str, synthetic: str, evaluation: str, phash: str) -> 
     return entry.release_id
 
 
-def run_stage_flow(stage: str, params_path: str, overrides: list[str]) -> str:
-    flow_fn = getattr(importlib.import_module(f"flows.{stage}"), stage)  # flows/<stage>.py defines <stage>()
+def run_stage_flow(name: str, params: Params) -> str:
     try:
-        flow_fn(params_path=params_path, overrides=overrides)
+        stage_flow(name)(params)
     except Exception as e:
-        raise StageFailed(f"stage {stage} failed: {e}") from e
+        raise StageFailed(f"stage {name} failed: {e}") from e
     return "ran"
 
 
 @flow(name="pipeline", log_prints=True)
-def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None, use_dvc: bool = True,
-             stages: list[str] | None = None, publish: bool = True, releases: str = paths.RELEASES) -> dict:
+def pipeline(params: Params, use_dvc: bool = True, stages: list[str] | None = None, publish: bool = True,
+             releases: str = ReleasesLayout.DEFAULT) -> dict:
     """prepare -> train_autoencoder -> encode_latents -> train_diffusion -> sample -> train_classifier ->
     sweep_samplers -> evaluate, then publish the evaluated dataset as a release."""
-    overrides = list(overrides or [])
-    params = load_params(params_path, overrides)
-    if use_dvc and overrides:
-        raise SynthgenError("with DVC, change params.yaml or use `dvc exp run -S key=value`; --set needs --no-dvc")
-    unknown = sorted(set(stages or ()) - set(STAGES))
+    unknown = sorted(set(stages or ()) - set(STAGE_NAMES))
     if unknown:
-        raise SynthgenError(f"unknown stages {unknown}; the stages are {', '.join(STAGES)}")
-    outcomes: dict[str, str] = {}
-    for stage in stages or STAGES:
-        outcomes[stage] = dvc_stage_task(stage) if use_dvc else run_stage_flow(stage, params_path, overrides)
+        raise SynthgenError(f"unknown stages {unknown}; the stages are {', '.join(STAGE_NAMES)}")
+    outcomes = {name: dvc_stage_task(name) if use_dvc else run_stage_flow(name, params)
+                for name in stages or STAGE_NAMES}
     release = None
     if publish and "evaluate" in outcomes:
-        release = publish_task(releases, paths.SYNTHETIC, paths.EVAL, params_hash(params))
-    publish_summary(Path(paths.EVAL), release, outcomes)
+        release = publish_task(releases, SyntheticLayout.DEFAULT, EVAL.root, params_hash(params))
+    publish_summary(EVAL.root, release, outcomes)
     print("stages: " + ", ".join(f"{s} {o}" for s, o in outcomes.items()))
     if release:
-        print(f"release: {releases}/{release}  report: {paths.EVAL}/report.html  metrics: {paths.EVAL}/metrics.json")
+        print(f"release: {releases}/{release}  report: {EVAL.report}  metrics: {EVAL.metrics}")
     return {"stages": outcomes, "release": release}

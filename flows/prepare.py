@@ -1,19 +1,21 @@
-"""Stage `prepare`: the source dataset becomes train/val shards in `data/prepared/`."""
+"""Stage `prepare`: the source dataset becomes train/val shards (`synthgen.stages.prepare`)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import flow
 
-from synthgen import paths
-from synthgen.config import load_params, write_resolved
-from tasks.prepare import prepare_dataset_task
+from synthgen.config import write_resolved
+from synthgen.config.params import Params
+from synthgen.stages import prepare as stage
+from synthgen.stages.layout import PreparedLayout
+from tasks.stage import stage_task
 
 
 @flow(name="prepare", log_prints=True)
-def prepare(params_path: str = "params.yaml", overrides: list[str] | None = None,
-            out: str = paths.PREPARED) -> dict:
+def prepare(params: Params, out: str = PreparedLayout.DEFAULT) -> dict:
     """Prepare the dataset named by `data.source` into `out`."""
-    params = load_params(params_path, overrides or [])
-    summary = prepare_dataset_task(params.data, out)
+    summary = stage_task(stage.run, params.data, stage.Inputs(), Path(out))
     write_resolved(params, out)
     print(f"prepared {summary['written']} from {summary['seen']} inputs; rejected {summary['rejected']}")
     return summary

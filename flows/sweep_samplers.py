@@ -1,31 +1,34 @@
-"""Stage `sweep_samplers`: quality and wall time of every sampler at several step counts.
-
-Its sweep.csv is the quality-versus-steps curve that `evaluate` plots and puts in the report.
-"""
+"""Stage `sweep_samplers`: quality and wall time of every sampler at several step counts
+(`synthgen.stages.sweep_samplers`); `evaluate` plots its sweep.csv."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import flow
 
-from synthgen import paths
-from synthgen.config import load_params, write_resolved
-from tasks.evaluation import sweep_samplers_task
+from synthgen.config import write_resolved
+from synthgen.config.params import Params
+from synthgen.stages import sweep_samplers as stage
+from synthgen.stages.layout import AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, SweepLayout
+from tasks.stage import stage_task
 
 
 @flow(name="sweep_samplers", log_prints=True)
-def sweep_samplers(params_path: str = "params.yaml", overrides: list[str] | None = None,
-                   diffusion: str = paths.DIFFUSION, autoencoder: str = paths.AUTOENCODER,
-                   classifier: str = paths.CLASSIFIER, prepared: str = paths.PREPARED, out: str = paths.SWEEP) -> dict:
+def sweep_samplers(params: Params, diffusion: str = DiffusionLayout.DEFAULT,
+                   autoencoder: str = AutoencoderLayout.DEFAULT, classifier: str = ClassifierLayout.DEFAULT,
+                   prepared: str = PreparedLayout.DEFAULT, out: str = SweepLayout.DEFAULT) -> dict:
     """Sample with each sampler of `evaluate.sweep` at each step count and score the images."""
-    params = load_params(params_path, overrides or [], check_paths=False)
-    summary = sweep_samplers_task(params.evaluate, params.sample, diffusion, autoencoder, classifier, prepared, out)
+    inputs = stage.Inputs(DiffusionLayout(Path(diffusion)), AutoencoderLayout(Path(autoencoder)),
+                          ClassifierLayout(Path(classifier)), PreparedLayout(Path(prepared)))
+    summary = stage_task(stage.run, params, inputs, Path(out))
     write_resolved(params, out)
     best = max(summary["rows"], key=lambda r: r["conditional_accuracy"])
     print(f"sweep: {len(summary['rows'])} runs of {summary['samples']} samples; best conditional accuracy "
-          f"{best['conditional_accuracy']:.3f} ({best['sampler']}, {best['steps']} steps) -> {out}/sweep.csv")
+          f"{best['conditional_accuracy']:.3f} ({best['sampler']}, {best['steps']} steps) -> {out}")
     return summary
 
 
 if __name__ == "__main__":
     from flows.cli import run_stage_cli
 
-    run_stage_cli("sweep")
+    run_stage_cli("sweep_samplers")

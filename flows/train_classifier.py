@@ -1,22 +1,22 @@
-"""Stage `train_classifier`: the feature classifier every evaluation metric is measured with."""
+"""Stage `train_classifier`: the feature classifier every metric is measured in (`synthgen.stages.train_classifier`)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import flow
 
-from synthgen import paths
-from synthgen.config import load_params, write_resolved
-from tasks.autoencoder import read_split_task
-from tasks.diffusion import class_names_task
-from tasks.evaluation import train_classifier_task
+from synthgen.config import write_resolved
+from synthgen.config.params import Params
+from synthgen.stages import train_classifier as stage
+from synthgen.stages.layout import ClassifierLayout, PreparedLayout
+from tasks.stage import stage_task
 
 
 @flow(name="train_classifier", log_prints=True)
-def train_classifier(params_path: str = "params.yaml", overrides: list[str] | None = None,
-                     prepared: str = paths.PREPARED, out: str = paths.CLASSIFIER) -> dict:
+def train_classifier(params: Params, prepared: str = PreparedLayout.DEFAULT,
+                     out: str = ClassifierLayout.DEFAULT) -> dict:
     """Train on real train images, measure on real val, write the weights and their accuracy."""
-    params = load_params(params_path, overrides or [], check_paths=False)
-    summary = train_classifier_task(params.evaluate, read_split_task(prepared, "train"),
-                                    read_split_task(prepared, "val"), class_names_task(prepared), out)
+    summary = stage_task(stage.run, params.evaluate, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
     write_resolved(params, out)
     print(f"classifier: real val accuracy {summary.get('val_accuracy')} -> {out}")
     return summary
@@ -25,4 +25,4 @@ def train_classifier(params_path: str = "params.yaml", overrides: list[str] | No
 if __name__ == "__main__":
     from flows.cli import run_stage_cli
 
-    run_stage_cli("train-classifier")
+    run_stage_cli("train_classifier")

@@ -1,27 +1,30 @@
-"""Stage `train_diffusion`: the class-conditional latent UNet, in `models/diffusion/`."""
+"""Stage `train_diffusion`: the class-conditional latent UNet (`synthgen.stages.train_diffusion`)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import flow
 
-from synthgen import paths
-from synthgen.config import load_params, write_resolved
-from tasks.diffusion import class_names_task, train_diffusion_task
+from synthgen.config import write_resolved
+from synthgen.config.params import Params
+from synthgen.stages import train_diffusion as stage
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, LatentsLayout, PreparedLayout
+from tasks.stage import stage_task
 
 
 @flow(name="train_diffusion", log_prints=True)
-def train_diffusion(params_path: str = "params.yaml", overrides: list[str] | None = None,
-                    prepared: str = paths.PREPARED, latents: str = paths.LATENTS,
-                    autoencoder: str = paths.AUTOENCODER, out: str = paths.DIFFUSION) -> dict:
+def train_diffusion(params: Params, prepared: str = PreparedLayout.DEFAULT, latents: str = LatentsLayout.DEFAULT,
+                    autoencoder: str = AutoencoderLayout.DEFAULT, out: str = DiffusionLayout.DEFAULT) -> dict:
     """Train on the latent store (never on images) and write EMA weights, config and a per-class grid."""
-    params = load_params(params_path, overrides or [], check_paths=False)
-    class_names = class_names_task(prepared)
-    summary = train_diffusion_task(params.diffusion, latents, autoencoder, class_names, out)
+    inputs = stage.Inputs(PreparedLayout(Path(prepared)), LatentsLayout(Path(latents)),
+                          AutoencoderLayout(Path(autoencoder)))
+    summary = stage_task(stage.run, params.diffusion, inputs, Path(out))
     write_resolved(params, out)
-    print(f"diffusion: {summary['steps']} steps, final loss {summary['final_loss']:.4f} -> {out}/grid.png")
+    print(f"diffusion: {summary['steps']} steps, final loss {summary['final_loss']:.4f} -> {out}")
     return summary
 
 
 if __name__ == "__main__":
     from flows.cli import run_stage_cli
 
-    run_stage_cli("train-ldm")
+    run_stage_cli("train_diffusion")

@@ -1,37 +1,45 @@
-from pathlib import Path
+"""The sample stage's shards as Prefect tasks: one task per shard, on the flow's task runner (threads or Ray)."""
+import contextlib
+import time
 
-from prefect import task
+from prefect import get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from tqdm import tqdm
 
 from synthgen.config.sample import SampleConfig
-from synthgen.generate.models import load_models
-from synthgen.generate.plan import SamplingPlan
-from synthgen.generate.run import finish_run, pending_shards
-from synthgen.generate.shard_sampler import Provenance, generate_shard
-from synthgen.shards.progress import record_done
-from synthgen.training.distributed import cpu_threads
+from synthgen.generate.shard_sampler import ShardJob
 from tasks.retry import IO_RETRIES
 
 
-@task(cache_policy=NO_CACHE, **IO_RETRIES)
-def resume_task(out: str, plan: SamplingPlan, run_key: str) -> tuple[list[int], dict]:
-    """Clean up after any crashed run; return the shards still to make and the verified finished ones."""
-    return pending_shards(out, plan, run_key)
-
-
 @task(cache_policy=NO_CACHE, task_run_name="sample-shard-{index}", **IO_RETRIES)
-def sample_shard_task(index: int, plan: SamplingPlan, cfg: SampleConfig, diffusion: str, autoencoder: str,
-                      class_names: list[str], provenance: Provenance, out: str) -> dict:
+def sample_shard_task(index: int, job: ShardJob) -> dict:
     """Generate one shard, write it atomically, then record its receipt."""
-    models = load_models(diffusion, autoencoder, cfg.device, cfg.compile, cfg.channels_last)
-    with cpu_threads(cfg.cpu_threads):
-        entry = generate_shard(models, plan.shard(index), cfg, class_names, provenance, out)
-    record_done(out, entry, provenance.config_hash)
-    return entry
+    return job.make(index)
 
 
-@task(cache_policy=NO_CACHE, **IO_RETRIES)
-def finish_task(out: str, plan: SamplingPlan, entries: list[dict], class_names: list[str], config: dict,
-                run: dict) -> dict:
-    """Write metadata.parquet, the manifest and the dataset card once every shard is in."""
-    return finish_run(Path(out), plan, entries, class_names, config, run)
+def shard_resources(cfg: SampleConfig):
+    """Ray: what each shard task asks the cluster for. Local: nothing."""
+    if cfg.task_runner != "ray":
+        return contextlib.nullcontext()
+    from prefect_ray.context import remote_options
+
+    return remote_options(num_gpus=cfg.ray_num_gpus, num_cpus=cfg.ray_num_cpus)
+
+
+def shard_tasks(job: ShardJob, indices: list[int]) -> list[dict]:
+    """Map the shards over the task runner; wait for them with a live bar and log lines (images/s, ETA)."""
+    logger = get_run_logger()
+    with shard_resources(job.cfg):
+        futures = sample_shard_task.map(indices, job=unmapped(job))
+    entries, start = [], time.perf_counter()
+    with tqdm(total=len(futures), unit="shard", desc="sample") as bar:
+        for future in as_completed(futures):
+            entries.append(future.result())
+            bar.update(1)
+            images = sum(e["count"] for e in entries)
+            rate = images / (time.perf_counter() - start)
+            eta = (len(futures) - len(entries)) * (images / len(entries)) / max(rate, 1e-9)
+            bar.set_postfix(images_per_s=f"{rate:.1f}")
+            logger.info(f"shard {len(entries)}/{len(futures)} done, {rate:.1f} images/s, ETA {eta:.0f}s")
+    return entries

@@ -8,13 +8,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from synthgen.autoencoder import load_autoencoder, train_autoencoder
+from synthgen.autoencoder import load_autoencoder
 from synthgen.autoencoder.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss
 from synthgen.autoencoder.quality import psnr, ssim
 from synthgen.config.autoencoder import AutoencoderConfig, AutoencoderModelConfig
 from synthgen.imaging import decode_image, from_uint8
 from synthgen.models.autoencoder import Autoencoder, DiagonalGaussian
 from synthgen.models.discriminator import PatchDiscriminator
+from synthgen.stages.train_autoencoder import train_autoencoder
 from synthgen.training.checkpoint import CheckpointError
 
 

@@ -9,12 +9,13 @@ import torch
 
 from synthgen.config.data import DataConfig
 from synthgen.config.evaluate import AugmentConfig, EvaluateConfig
-from synthgen.data.prepare import prepare_dataset
 from synthgen.errors import SynthgenError
-from synthgen.evaluation import load_classifier, train_classifier
+from synthgen.evaluation import load_classifier
 from synthgen.evaluation.augment import augment, random_shift
 from synthgen.evaluation.features import class_accuracy
 from synthgen.shards import read_arrays
+from synthgen.stages.prepare import prepare_dataset
+from synthgen.stages.train_classifier import train_classifier
 from synthgen.training.checkpoint import CheckpointError
 
 CLASSES = ("red_circle", "green_square", "blue_triangle", "yellow_circle")

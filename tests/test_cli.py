@@ -47,3 +47,28 @@ def test_bad_param_is_one_line_and_writes_nothing(tmp_path, override, expected):
 def test_missing_params_file_is_one_line(tmp_path):
     result = runner.invoke(app, ["prepare", "--params", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "params file not found" in result.output
+
+
+def test_release_command_runs_the_release_flow_with_its_parameters(tmp_path, monkeypatch):
+    import flows.release
+
+    calls = {}
+    monkeypatch.setattr(flows.release, "release", lambda **kwargs: calls.update(kwargs))
+    params = tmp_path / "params.yaml"
+    params.write_text("sample:\n  num_images: 10\n")
+    result = runner.invoke(app, ["release", "--params", str(params), "--date", "2026-01-01", "--no-dvc"])
+    assert result.exit_code == 0, result.output
+    assert calls == {"params_path": str(params), "run_date": "2026-01-01", "releases": "releases", "use_dvc": False}
+
+
+def test_a_stage_command_hands_its_flow_the_loaded_params_and_folders(tmp_path, monkeypatch):
+    import flows.encode_latents
+
+    calls = {}
+    monkeypatch.setattr(flows.encode_latents, "encode_latents", lambda params, **folders: calls.update(
+        num_images=params.data.num_images, **folders))
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  num_images: 40\n")
+    result = runner.invoke(app, ["encode", "--params", str(params), "--set", "data.num_images=50", "--out", "lat"])
+    assert result.exit_code == 0, result.output
+    assert calls == {"num_images": 50, "prepared": "data/prepared", "autoencoder": "models/autoencoder", "out": "lat"}

@@ -12,14 +12,15 @@ import torch
 
 from synthgen.config.data import DataConfig
 from synthgen.config.evaluate import EvaluateConfig
-from synthgen.data.prepare import prepare_dataset
 from synthgen.data.shapes import CLASS_NAMES, render_shapes
 from synthgen.errors import SynthgenError
-from synthgen.evaluation import evaluate, train_classifier
-from synthgen.evaluation.evaluate_stage import annotate_dataset
 from synthgen.imaging import encode_image
 from synthgen.metrics.inception import InceptionWeightsMissing
+from synthgen.releases.publish import annotate_dataset
 from synthgen.shards import ShardSample, ShardWriter, read_arrays, read_manifest
+from synthgen.stages.evaluate import evaluate
+from synthgen.stages.prepare import prepare_dataset
+from synthgen.stages.train_classifier import train_classifier
 
 CLASSES = ("red_circle", "green_square", "blue_triangle", "yellow_circle")
 SIZE = 16

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from synthgen.autoencoder import LatentStoreError, encode_latents, load_latents, scaled_latents
+from synthgen.autoencoder import LatentStoreError, load_latents, scaled_latents
 from synthgen.autoencoder.latent_store import write_latents
 from synthgen.autoencoder.scale import estimate_scale_factor
 from synthgen.autoencoder.trained import write_trained
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.models.autoencoder import Autoencoder
+from synthgen.stages.encode_latents import encode_latents
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,9 +13,9 @@ from synthgen.config.diffusion import DiffusionConfig, PreviewConfig, ScheduleCo
 from synthgen.config.training import TrainConfig
 from synthgen.diffusion import sample
 from synthgen.errors import SynthgenError
-from synthgen.ldm import DiffusionObjective, load_diffusion, train_diffusion
-from synthgen.ldm.stage import GRID_MIN_PIXELS
+from synthgen.ldm import load_diffusion
 from synthgen.models.autoencoder import Autoencoder
+from synthgen.stages.train_diffusion import GRID_MIN_PIXELS, DiffusionObjective, train_diffusion
 from synthgen.training.checkpoint import CheckpointError
 from synthgen.training.rng import seeded_cpu_rng
 

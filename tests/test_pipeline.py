@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from synthgen.config import load_params
 from synthgen.releases import ReleaseLockedError, read_index, release_lock, resolve_release
 from synthgen.shards import read_manifest, verify_dataset
 from tests.dvc_repo import make_dvc_repo, run
@@ -32,7 +33,7 @@ def project(tmp_path_factory, prefect_harness):
     from flows.pipeline import pipeline
 
     with working_directory(folder):
-        result = pipeline(use_dvc=False)
+        result = pipeline(load_params("params.yaml"), use_dvc=False)
     return folder, result
 
 
@@ -88,21 +89,21 @@ def test_a_release_with_refill_replaces_its_flagged_samples(project):
 
 
 def test_crashed_release_resumes_its_own_release(project, monkeypatch):
-    import tasks.sample
+    import synthgen.generate.shard_sampler as stage
 
     folder, _ = project
-    real = tasks.sample.generate_shard
+    real = stage.generate_shard
 
     def crash(models, shard, *args, **kwargs):
         if shard.index == 1:
             raise RuntimeError("node lost")
         return real(models, shard, *args, **kwargs)
 
-    monkeypatch.setattr(tasks.sample, "generate_shard", crash)
+    monkeypatch.setattr(stage, "generate_shard", crash)
     with pytest.raises(Exception):
         run_release(folder, "2026-11-19")
     assert {e.release_id: e.status for e in read_index(folder / "releases")}["2026-11-19"] == "failed"
-    monkeypatch.setattr(tasks.sample, "generate_shard", real)
+    monkeypatch.setattr(stage, "generate_shard", real)
     result = run_release(folder, "2026-11-19")
     assert result["status"] == "published"
     assert read_manifest(folder / "releases" / "2026-11-19")["run"]["resumed_shards"] == 1

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from synthgen.config.data import DataConfig
-from synthgen.data.prepare import REJECTED_SCHEMA, prepare_dataset, split_of
 from synthgen.data.shapes import CLASS_NAMES, render_shapes
 from synthgen.data.sources import DataSourceError
 from synthgen.shards import read_arrays, read_manifest
+from synthgen.stages.prepare import REJECTED_SCHEMA, prepare_dataset, split_of
 
 
 def shapes_config(**overrides) -> DataConfig:

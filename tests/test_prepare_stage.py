@@ -4,6 +4,7 @@ import json
 import polars as pl
 import pytest
 
+from synthgen.config import load_params
 from tests.dvc_repo import make_dvc_repo, run
 
 TINY = "data:\n  source: shapes\n  resolution: 16\n  num_images: 60\n  images_per_shard: 20\n"
@@ -15,7 +16,7 @@ def test_prepare_flow_writes_shards_and_resolved_params(tmp_path, prefect_harnes
     params = tmp_path / "params.yaml"
     params.write_text(TINY)
     out = tmp_path / "prepared"
-    summary = prepare(params_path=str(params), overrides=["data.val_fraction=0.2"], out=str(out))
+    summary = prepare(load_params(params, ["data.val_fraction=0.2"]), out=str(out))
     assert summary["seen"] == 60 and sum(summary["written"].values()) == 60
     train = pl.read_parquet(out / "train" / "metadata.parquet")
     assert train.height == summary["written"]["train"]

@@ -18,12 +18,12 @@ from synthgen.generate import refill as refill_module
 from synthgen.generate.models import load_models
 from synthgen.generate.refill import refill_dataset, refill_progress, select_flagged
 from synthgen.generate.regenerate import regenerate
-from synthgen.generate.run import build_plan, finish_run, run_key
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.shards import manifest as manifest_module
-from tests.tiny_models import CLASS_NAMES
+from synthgen.stages.sample import build_plan, finish_run, run_key
+from tests.tiny_models import CLASS_NAMES, write_tiny_models
 
 SEED = 7
 CFG = SampleConfig.model_validate(dict(num_images=12, images_per_shard=5, batch_size=4, device="cpu", encode_workers=0,
@@ -237,62 +237,60 @@ def test_bad_refill_config_is_one_line(tmp_path, text, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
-# ---- the release flow's loop, with fakes for evaluation and refill ---------------------------
+# ---- the release loop (synthgen.stages.release), with fakes for evaluation and refill -----------
 
 
-def fake_release(monkeypatch, verdicts, flagged, rounds_done=0, enabled=True, max_rounds=3):
-    import flows.release as release_flow
+def fake_release(monkeypatch, verdicts, flagged, rounds_done=0, enabled=True, max_rounds=3, pending=None):
+    from synthgen.stages import release
 
     calls = {"evaluate": 0, "refill": []}
 
-    def evaluate(**kwargs):
+    def evaluated(params, inputs, target):
         status = verdicts[min(calls["evaluate"], len(verdicts) - 1)]
         calls["evaluate"] += 1
-        if status == "rejected":
-            raise release_flow.GateRejected("rejected")
+        return {"status": status, "reasons": [] if status == "published" else ["too few"]}
 
-    monkeypatch.setattr(release_flow, "evaluate", evaluate)
-    monkeypatch.setattr(release_flow, "flagged_task", lambda target, criteria: flagged[len(calls["refill"])])
-    monkeypatch.setattr(release_flow, "refill_task", lambda target, keys, cfg, seed, round, criteria:
+    monkeypatch.setattr(release, "evaluated", evaluated)
+    monkeypatch.setattr(release, "select_flagged", lambda target, criteria: flagged[len(calls["refill"])])
+    monkeypatch.setattr(release, "refill_round", lambda params, inputs, target, seed, round, keys:
                         calls["refill"].append((round, keys)))
-    monkeypatch.setattr(release_flow, "refill_progress", lambda target: refill_module.RefillProgress(rounds_done, None))
+    monkeypatch.setattr(release, "refill_progress", lambda target: refill_module.RefillProgress(rounds_done, pending))
     params = SimpleNamespace(sample=CFG, evaluate=SimpleNamespace(refill=RefillConfig(enabled=enabled, max_rounds=max_rounds)))
-    return release_flow, params, calls
+    return release, params, calls
 
 
 def test_release_refills_until_nothing_is_flagged(monkeypatch, tmp_path):
-    flow, params, calls = fake_release(monkeypatch, ["rejected", "rejected", "published"], [["a", "b"], ["c"], []])
-    flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    release, params, calls = fake_release(monkeypatch, ["rejected", "rejected", "published"], [["a", "b"], ["c"], []])
+    assert release.evaluate_and_refill(params, None, tmp_path, SEED)["status"] == "published"
     assert calls["refill"] == [(1, ["a", "b"]), (2, ["c"])] and calls["evaluate"] == 3
 
 
 def test_release_stops_after_max_rounds_and_gates_the_last_evaluation(monkeypatch, tmp_path):
-    flow, params, calls = fake_release(monkeypatch, ["rejected"], [["a"]] * 5, max_rounds=2)
-    with pytest.raises(flow.GateRejected):
-        flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    release, params, calls = fake_release(monkeypatch, ["rejected"], [["a"]] * 5, max_rounds=2)
+    assert release.evaluate_and_refill(params, None, tmp_path, SEED)["reasons"] == ["too few"]
     assert [r for r, _ in calls["refill"]] == [1, 2] and calls["evaluate"] == 3
 
 
 def test_release_resumes_after_the_recorded_rounds(monkeypatch, tmp_path):
-    flow, params, calls = fake_release(monkeypatch, ["published"], [["a"]] * 5, rounds_done=2, max_rounds=3)
-    flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    release, params, calls = fake_release(monkeypatch, ["published"], [["a"]] * 5, rounds_done=2, max_rounds=3)
+    release.evaluate_and_refill(params, None, tmp_path, SEED)
     assert [r for r, _ in calls["refill"]] == [3]
 
 
 def test_release_without_refill_evaluates_once(monkeypatch, tmp_path):
-    flow, params, calls = fake_release(monkeypatch, ["rejected"], [["a"]], enabled=False)
-    with pytest.raises(flow.GateRejected):
-        flow.evaluate_and_refill(params, "params.yaml", tmp_path, SEED)
+    release, params, calls = fake_release(monkeypatch, ["rejected"], [["a"]], enabled=False)
+    assert release.evaluate_and_refill(params, None, tmp_path, SEED)["status"] == "rejected"
     assert calls == {"evaluate": 1, "refill": []}
 
 
-
-def test_refill_task_bodies(original, reference, models_dir, tmp_path):
-    from tasks.refill import flagged_task, refill_task
+def test_refill_round_replaces_the_flagged_samples(original, reference, models_dir, tmp_path):
+    from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout
+    from synthgen.stages.release import refill_round
 
     folder = copy_of(original, tmp_path / "ds")
-    flagged = flagged_task.fn(str(folder), ("near_duplicate",))
-    assert refill_task.fn(str(folder), flagged, CFG, SEED, 1, ("near_duplicate",), *models_dir)["replaced"] == 3
+    params = SimpleNamespace(sample=CFG, evaluate=SimpleNamespace(refill=RefillConfig(criteria=("near_duplicate",))))
+    inputs = SimpleNamespace(diffusion=DiffusionLayout(models_dir[0]), autoencoder=AutoencoderLayout(models_dir[1]))
+    refill_round(params, inputs, folder, SEED, 1, select_flagged(folder, ("near_duplicate",)))
     assert tree_bytes(folder) == tree_bytes(reference)
 
 
@@ -302,8 +300,7 @@ def test_refill_task_bodies(original, reference, models_dir, tmp_path):
     (refill_module.RefillProgress(1, 2), False, [(2, None)]),
 ])
 def test_a_refilled_release_is_not_sampled_again(monkeypatch, tmp_path, progress, sampled, resumed):
-    flow, params, calls = fake_release(monkeypatch, ["published"], [[]])
-    monkeypatch.setattr(flow, "refill_progress", lambda target: progress)
-    monkeypatch.setattr(flow, "run_sample", lambda *args, **kwargs: calls.setdefault("sampled", True))
-    flow.sample_release(params, "params.yaml", tmp_path, SEED)
-    assert calls.get("sampled", False) == sampled and calls["refill"] == resumed
+    release, params, calls = fake_release(monkeypatch, ["published"], [[], []], progress.rounds, pending=progress.pending)
+    assert release.needs_sampling(params, tmp_path) == sampled
+    release.evaluate_and_refill(params, None, tmp_path, SEED)
+    assert calls["refill"] == resumed

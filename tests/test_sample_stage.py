@@ -6,13 +6,14 @@ import polars as pl
 import pytest
 import torch
 
+from synthgen.config import load_params
 from synthgen.config.sample import SampleConfig
 from synthgen.generate.models import load_models
 from synthgen.generate.regenerate import regenerate
-from synthgen.generate.run import build_plan, run_key
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.shards import open_dataset, read_manifest, verify_dataset
-from tests.tiny_models import CLASS_NAMES
+from synthgen.stages.sample import build_plan, run_key
+from tests.tiny_models import CLASS_NAMES, write_tiny_models
 
 SAMPLER = {"name": "ddim", "steps": 4, "eta": 0.5, "guidance_scale": 2.0}  # eta > 0: sampler noise too
 
@@ -52,7 +53,7 @@ def write_params(tmp_path, **sample) -> str:
 def run_flow(params, models_dir, out):
     from flows.sample import run_sample
 
-    return run_sample(params, [], diffusion=models_dir[0], autoencoder=models_dir[1], out=str(out))
+    return run_sample(load_params(params), diffusion=models_dir[0], autoencoder=models_dir[1], out=str(out))
 
 
 def shard_hashes(folder) -> dict[str, str]:
@@ -90,11 +91,11 @@ def test_batch_size_change_reproduces_the_same_dataset(reference, models_dir, tm
 
 
 def test_crashed_run_resumes_to_identical_bytes(reference, models_dir, tmp_path, monkeypatch):
-    import tasks.sample
+    import synthgen.generate.shard_sampler as stage
 
     out = tmp_path / "out"
     params = write_params(tmp_path)
-    real = tasks.sample.generate_shard
+    real = stage.generate_shard
 
     def crash_on_second_shard(models, shard, *args, **kwargs):
         if shard.index == 1:
@@ -102,11 +103,11 @@ def test_crashed_run_resumes_to_identical_bytes(reference, models_dir, tmp_path,
             raise RuntimeError("simulated crash")
         return real(models, shard, *args, **kwargs)
 
-    monkeypatch.setattr(tasks.sample, "generate_shard", crash_on_second_shard)
+    monkeypatch.setattr(stage, "generate_shard", crash_on_second_shard)
     with pytest.raises(Exception):
         run_flow(params, models_dir, out)
     assert not (out / "manifest.json").exists()
-    monkeypatch.setattr(tasks.sample, "generate_shard", real)
+    monkeypatch.setattr(stage, "generate_shard", real)
     summary = run_flow(params, models_dir, out)
     assert summary["num_samples"] == 12
     assert shard_hashes(out) == shard_hashes(reference)

@@ -10,10 +10,11 @@ import torch
 from synthgen.config.data import DataConfig
 from synthgen.config.diffusion import SamplerConfig
 from synthgen.config.evaluate import EvaluateConfig
-from synthgen.data.prepare import prepare_dataset
-from synthgen.evaluation import run_sweep, train_classifier
 from synthgen.evaluation.sweep import read_curves
 from synthgen.shards import read_arrays
+from synthgen.stages.prepare import prepare_dataset
+from synthgen.stages.sweep_samplers import run_sweep
+from synthgen.stages.train_classifier import train_classifier
 from tests.tiny_models import write_tiny_models
 
 CLASSES = ("red_circle", "green_square", "blue_triangle")  # three classes, as the tiny models have

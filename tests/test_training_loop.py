@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from synthgen.autoencoder.losses import AutoencoderObjective
-from synthgen.autoencoder.stage import build_networks
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.config.training import TrainConfig
 from synthgen.errors import SynthgenError
+from synthgen.stages.train_autoencoder import build_networks
 from synthgen.training.loop import MAIN, train
 from synthgen.training.batches import BatchOrder
 from synthgen.training.ema import EMA

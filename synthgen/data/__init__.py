@@ -1,6 +1,6 @@
 """Dataset sources (shapes, digits, imagefolder, webdataset, mnist, cifar10), safe decoding and `prepare`.
 
-`prepare_dataset` lives in `synthgen.data.prepare`; it is not imported here so that reading a
+`prepare_dataset` lives in `synthgen.stages.prepare`; it is not imported here so that reading a
 source does not pull in the shard store.
 """
 from synthgen.data.shapes import render_shapes

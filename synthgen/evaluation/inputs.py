@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from synthgen.errors import SynthgenError
 from synthgen.shards import ShardStoreError, read_arrays, verify_dataset
 from synthgen.shards.manifest import METADATA
+from synthgen.stages.layout import PreparedLayout
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,11 @@ def read_split(folder: Path) -> LabelledImages:
 
 def load_prepared(prepared_dir: str | Path) -> RealData:
     """The prepare stage's train and val splits and its class names (classes.json)."""
-    prepared_dir = Path(prepared_dir)
-    classes = prepared_dir / "classes.json"
-    if not classes.is_file():
-        raise SynthgenError(f"{classes} is missing; run the prepare stage first")
-    return RealData(read_split(prepared_dir / "train"), read_split(prepared_dir / "val"), json.loads(classes.read_text()))
+    prepared = PreparedLayout(Path(prepared_dir))
+    if not prepared.classes.is_file():
+        raise SynthgenError(f"{prepared.classes} is missing; run the prepare stage first")
+    return RealData(read_split(prepared.split("train")), read_split(prepared.split("val")),
+                    prepared.class_names())
 
 
 def check_class_names(folder: Path, class_names: list[str]) -> None:

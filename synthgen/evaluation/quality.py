@@ -12,8 +12,7 @@ import torch
 
 from synthgen.metrics.memorisation import Memorisation
 from synthgen.shards.index import write_parquet
-
-QUALITY = "quality.parquet"
+from synthgen.stages.layout import EvalLayout
 
 
 def quality_table(keys: list[str], requested: np.ndarray, logits: torch.Tensor, gate_memo: Memorisation,
@@ -45,4 +44,4 @@ def quality_table(keys: list[str], requested: np.ndarray, logits: torch.Tensor, 
 def write_quality(folders: list[Path], table: pa.Table) -> None:
     """quality.parquet into each folder (the synthetic dataset, and the evaluation's own outputs)."""
     for folder in dict.fromkeys(Path(f).resolve() for f in folders):
-        write_parquet(folder / QUALITY, table)
+        write_parquet(EvalLayout(folder).quality, table)

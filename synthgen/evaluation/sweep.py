@@ -25,7 +25,7 @@ from synthgen.config.diffusion import SamplerConfig
 from synthgen.diffusion.sample import sample_with_config
 from synthgen.evaluation.features import embed_pixels, seeded_subset
 from synthgen.evaluation.trained import TrainedClassifier
-from synthgen.ldm.stage import decode_to_pixels
+from synthgen.stages.train_diffusion import decode_to_pixels
 from synthgen.ldm.trained import TrainedDiffusion
 from synthgen.metrics.frechet import frechet_distance
 from synthgen.precision import bf16_autocast

@@ -11,6 +11,8 @@ from functools import cached_property
 import numpy as np
 
 from synthgen.seeds import derive_seed
+from synthgen.shards.keys import sample_key, shard_name
+from synthgen.stages.layout import SyntheticLayout
 
 
 def apportion(total: int, weights: np.ndarray) -> np.ndarray:
@@ -42,16 +44,12 @@ class ShardPlan:
         return [sample_key(prefix, int(i)) for i in self.sample_indices]
 
 
-def sample_key(prefix: str, index: int) -> str:
-    return f"{prefix}-{index:09d}"
-
-
 @dataclass(frozen=True)
 class SamplingPlan:
     class_counts: tuple[int, ...]  # images per class over the whole dataset
     images_per_shard: int
     seed: int
-    prefix: str = "synthetic"
+    prefix: str = SyntheticLayout.PREFIX
 
     @property
     def num_images(self) -> int:
@@ -72,7 +70,7 @@ class SamplingPlan:
         indices = np.arange(start, min(start + self.images_per_shard, self.num_images))
         return ShardPlan(
             index=index,
-            name=f"{self.prefix}-{index:06d}.tar",
+            name=shard_name(self.prefix, index),
             sample_indices=indices,
             labels=self.labels[indices],
             seeds=tuple(derive_seed(self.seed, "sample/seed", int(i)) for i in indices),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,15 +28,16 @@ import pyarrow.parquet as pq
 from synthgen.atomic import atomic_write_bytes, atomic_write_json, remove_leftovers, sha256_file
 from synthgen.config.sample import SampleConfig
 from synthgen.errors import SynthgenError
-from synthgen.evaluation.quality import QUALITY
 from synthgen.generate.models import GenerationModels
-from synthgen.generate.plan import ShardPlan, sample_key
-from synthgen.generate.run import PREFIX, dataset_card, run_key
+from synthgen.generate.plan import ShardPlan
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
 from synthgen.shards.index import BASE_SCHEMA
+from synthgen.shards.keys import parse_sample_key, sample_key
 from synthgen.shards.manifest import MANIFEST, METADATA
+from synthgen.stages.layout import EvalLayout, SyntheticLayout
+from synthgen.stages.sample import dataset_card, run_key
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ REFILL_DIR = "_refill"
 CRITERIA = ("near_duplicate", "misclassified")
 ROUND_COLUMN, REPLACES_COLUMN = "refill_round", "replaces"
 DATASET_FIELDS = ("format", "num_samples", "num_shards", "shards", "metadata", "config")  # finish_dataset writes them
-_KEY = re.compile(rf"^{PREFIX}-(\d+)$")
 
 
 # ---- which samples are flagged ---------------------------------------------------------------
@@ -58,7 +57,7 @@ def select_flagged(dataset_dir: str | Path, criteria: Sequence[str], evaluation_
     unknown = sorted(set(criteria) - set(CRITERIA))
     if unknown or not criteria:
         raise SynthgenError(f"refill criteria {list(criteria)}: choose one or more of {list(CRITERIA)}")
-    path = Path(evaluation_dir or dataset_dir) / QUALITY
+    path = EvalLayout(Path(evaluation_dir or dataset_dir)).quality
     if not path.is_file():
         raise SynthgenError(f"{path} is missing: evaluate {dataset_dir} before refilling it")
     read_manifest(dataset_dir)
@@ -115,10 +114,10 @@ def plan_path(folder: Path, round: int) -> Path:
 
 
 def global_index(key: str) -> int:
-    match = _KEY.match(key)
-    if match is None:
-        raise SynthgenError(f"sample key {key!r} is not {PREFIX}-<index>: only sample-stage datasets can be refilled")
-    return int(match.group(1))
+    try:
+        return parse_sample_key(SyntheticLayout.PREFIX, key)
+    except ValueError as e:
+        raise SynthgenError(f"{e}: only sample-stage datasets can be refilled") from None
 
 
 def check_made_by(rows: dict[str, list], models: GenerationModels, cfg: SampleConfig, seed: int) -> str:
@@ -144,7 +143,7 @@ def make_plan(folder: Path, manifest: dict[str, Any], flagged: Sequence[str], ro
     next_index = max(recorded, max(indices) + 1)
     gone = sorted(set(flagged), key=lambda k: indices[position[k]])
     replacements = tuple(
-        Replacement(sample_key(PREFIX, i), i, int(rows["label"][position[k]]), derive_seed(seed, "sample/seed", i), k,
+        Replacement(sample_key(SyntheticLayout.PREFIX, i), i, int(rows["label"][position[k]]), derive_seed(seed, "sample/seed", i), k,
                     rows["shard"][position[k]])
         for i, k in enumerate(gone, start=next_index))
     touched, going = {r.shard for r in replacements}, set(gone)
@@ -211,7 +210,7 @@ def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg:
                       tuple(r.seed for r in reps))
     provenance = RefillProvenance(models.diffusion.sha256, models.autoencoder.sha256, plan.config_hash, plan.round,
                                   tuple((r.seed, r.replaces) for r in reps))
-    generate_shard(models, shard, cfg, class_names, provenance, path.parent, PREFIX)
+    generate_shard(models, shard, cfg, class_names, provenance, path.parent)
     return path
 
 
@@ -243,7 +242,7 @@ def commit(folder: Path, manifest: dict[str, Any], plan: RefillPlan, entries: di
 def tidy(folder: Path, manifest: dict[str, Any]) -> None:
     """After a commit: the dataset card, and no journal or staging shard left."""
     card = dataset_card(manifest) + refill_note(manifest["refill"])
-    atomic_write_bytes(folder / "README.md", card.encode())
+    atomic_write_bytes(SyntheticLayout(folder).card, card.encode())
     clear_staging(folder)
     if (folder / REFILL_DIR).is_dir():
         (folder / REFILL_DIR).rmdir()
@@ -320,7 +319,7 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
     plan, resumed = resume_or_plan(folder, manifest, flagged_keys, models, sample_cfg, seed, round, criteria)
     if plan is None:
         return {"round": round, "replaced": 0, "num_samples": manifest["num_samples"], "rounds": done, "resumed": False}
-    (folder / QUALITY).unlink(missing_ok=True)  # it describes samples that are going
+    EvalLayout(folder).quality.unlink(missing_ok=True)  # it describes samples that are going
     staged = {}
     if plan.replacements:
         staged = shard_samples(staging_shard(folder, plan, models, sample_cfg, manifest["class_names"]))

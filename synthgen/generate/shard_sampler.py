@@ -17,12 +17,16 @@ from synthgen.config.sample import SampleConfig
 from synthgen.diffusion import sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
 from synthgen.generate.fixed_batch import in_fixed_batches
-from synthgen.generate.models import GenerationModels
-from synthgen.generate.plan import ShardPlan, sample_key
+from synthgen.generate.models import GenerationModels, load_models
+from synthgen.generate.plan import SamplingPlan, ShardPlan
 from synthgen.imaging import encode_image, to_uint8
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, write_shard
+from synthgen.shards.keys import sample_key
+from synthgen.shards.progress import record_done
+from synthgen.stages.layout import SyntheticLayout
+from synthgen.training.distributed import cpu_threads
 
 def initial_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """x_T ~ N(0, I), one row per seed, drawn on the CPU so that it is the same on every device."""
@@ -77,7 +81,7 @@ def encoded(pixels: np.ndarray, fmt: str, pool: Executor | None) -> list[Future 
 
 
 def generate_shard(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig, class_names: list[str],
-                   provenance: Provenance, folder: str | Path, prefix: str = "synthetic") -> dict[str, Any]:
+                   provenance: Provenance, folder: str | Path, prefix: str = SyntheticLayout.PREFIX) -> dict[str, Any]:
     """Generate, encode and atomically write one shard; return its manifest entry."""
     pool = ThreadPoolExecutor(cfg.encode_workers) if cfg.encode_workers > 0 else None
     try:
@@ -97,3 +101,25 @@ def generate_shard(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything one shard of a run needs, small enough to ship to a worker (which loads the models once)."""
+
+    plan: SamplingPlan
+    cfg: SampleConfig
+    diffusion: Path  # model folders
+    autoencoder: Path
+    class_names: list[str]
+    provenance: Provenance
+    out: Path
+
+    def make(self, index: int) -> dict[str, Any]:
+        """Generate shard `index`, write it atomically, then record its receipt; returns its manifest entry."""
+        cfg = self.cfg
+        models = load_models(str(self.diffusion), str(self.autoencoder), cfg.device, cfg.compile, cfg.channels_last)
+        with cpu_threads(cfg.cpu_threads):
+            entry = generate_shard(models, self.plan.shard(index), cfg, self.class_names, self.provenance, self.out)
+        record_done(self.out, entry, self.provenance.config_hash)
+        return entry

@@ -1,5 +1,4 @@
-"""The latent diffusion stage: train the class-conditional UNet on stored latents, and load the result."""
-from synthgen.ldm.stage import DiffusionObjective, train_diffusion
+"""The trained latent diffusion model folder (its training stage is `synthgen.stages.train_diffusion`)."""
 from synthgen.ldm.trained import TrainedDiffusion, load_diffusion
 
-__all__ = ["DiffusionObjective", "TrainedDiffusion", "load_diffusion", "train_diffusion"]
+__all__ = ["TrainedDiffusion", "load_diffusion"]

@@ -25,10 +25,10 @@ from synthgen.releases.ids import check_release_id, release_id_for, release_sort
 from synthgen.releases.lock import waiting_lock
 from synthgen.shards.index import table_bytes
 from synthgen.shards.manifest import MANIFEST, read_manifest
+from synthgen.stages.layout import METRICS, EvalLayout
 
 INDEX = "index.parquet"
-METRICS_FILE = "metrics.json"
-GATE_FILE = "gate.json"
+METRICS_FILE = METRICS  # read by synthgen.inspect
 Status = Literal["running", "published", "rejected", "failed"]
 STATUSES = ("running", "published", "rejected", "failed")
 FINAL = ("published", "rejected")  # a gate verdict: the release is done and is not made again
@@ -212,7 +212,7 @@ def gate_verdict(release_dir: str | Path) -> tuple[str, list[str]] | None:
     manifest = read_manifest(release_dir)
     if manifest.get("status") in FINAL:
         return manifest["status"], list(manifest.get("gate_reasons") or [])
-    gate = _read_json(release_dir / GATE_FILE)
+    gate = _read_json(EvalLayout(release_dir).gate)
     if gate.get("status") in FINAL:
         return gate["status"], list(gate.get("reasons") or [])
     return None
@@ -231,7 +231,7 @@ def finished_entry(release_dir: str | Path, started: ReleaseEntry, finished_at: 
     verdict = gate_verdict(release_dir)
     if verdict is None:
         raise ReleaseIndexError(
-            f"release {started.release_id} has no gate verdict (no status in {MANIFEST}, no {GATE_FILE}); evaluate it first")
+            f"release {started.release_id} has no gate verdict (no status in {MANIFEST}, no {EvalLayout.GATE}); evaluate it first")
     status, reasons = verdict
     return replace(
         started, status=status, finished_at=finished_at or utc_now(), num_images=manifest["num_samples"],

@@ -1,23 +1,37 @@
 """Publish an evaluated dataset folder (the `dvc repro` output) as an append-only release."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import date
 from pathlib import Path
 
-from synthgen.atomic import sha256_file
-from synthgen.evaluation.evaluate_stage import annotate_dataset
+from synthgen.atomic import atomic_write_bytes, atomic_write_json, sha256_file
 from synthgen.releases.ids import release_id_for
 from synthgen.releases.index import ReleaseEntry, finish_release, get_release, record_release, utc_now
 from synthgen.releases.lock import release_lock
 from synthgen.shards import read_manifest
 from synthgen.shards.manifest import MANIFEST
+from synthgen.shards.progress import PROGRESS
+from synthgen.stages.layout import EvalLayout
+
+
+def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> None:
+    """Give an evaluated dataset its quality.parquet and, last, the gate verdict in its manifest
+    (`status`: published | rejected, `gate_reasons`). Files are replaced, never edited in place."""
+    dataset, evaluation = EvalLayout(Path(dataset_dir)), EvalLayout(Path(evaluation_dir))
+    if dataset.root.resolve() != evaluation.root.resolve():
+        atomic_write_bytes(dataset.quality, evaluation.quality.read_bytes())
+    verdict = json.loads(evaluation.gate.read_text())
+    manifest = read_manifest(dataset.root)
+    manifest.update(status=verdict["status"], gate_reasons=verdict["reasons"])
+    atomic_write_json(dataset.root / MANIFEST, manifest)
 
 
 def copy_tree(source: Path, target: Path) -> None:
     """Hard-link (or copy, across file systems) every file of `source` into `target`, manifest last."""
-    files = sorted(p for p in source.rglob("*") if p.is_file() and "_progress" not in p.parts)
+    files = sorted(p for p in source.rglob("*") if p.is_file() and PROGRESS not in p.parts)
     files.sort(key=lambda p: p.name == MANIFEST)
     for path in files:
         dest = target / path.relative_to(source)

@@ -1,4 +1,8 @@
-"""Sample keys are tar member stems: they must be safe, short and free of dots and slashes."""
+"""Shard names and sample keys: the one place that builds and parses them.
+
+A shard is `<prefix>-NNNNNN.tar`; a generated sample's key is `<prefix>-NNNNNNNNN` (its global
+index). Keys are tar member stems: they must be safe, short and free of dots and slashes.
+"""
 from __future__ import annotations
 
 import re
@@ -6,6 +10,32 @@ import re
 MAX_KEY_LENGTH = 80  # keeps "<key>.json" inside the 100-byte ustar name field
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SAFE = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_KEY_LENGTH}}}$")
+SHARD_DIGITS, KEY_DIGITS = 6, 9
+
+
+def shard_name(prefix: str, index: int) -> str:
+    return f"{prefix}-{index:0{SHARD_DIGITS}d}.tar"
+
+
+def shard_pattern(prefix: str) -> str:
+    """How shard names read in prose: `<prefix>-NNNNNN`."""
+    return f"{prefix}-{'N' * SHARD_DIGITS}"
+
+
+def shard_glob(prefix: str) -> str:
+    return f"{prefix}-*.tar"
+
+
+def sample_key(prefix: str, index: int) -> str:
+    return f"{prefix}-{index:0{KEY_DIGITS}d}"
+
+
+def parse_sample_key(prefix: str, key: str) -> int:
+    """The global index in a key made by `sample_key(prefix, index)`; ValueError for any other key."""
+    match = re.fullmatch(rf"{re.escape(prefix)}-(\d+)", key)
+    if match is None:
+        raise ValueError(f"sample key {key!r} is not {prefix}-<index>")
+    return int(match.group(1))
 
 
 def sanitize_key(raw: str) -> str:

@@ -1,4 +1,4 @@
-"""Write WebDataset shards: `{prefix}-{index:06d}.tar` plus a Parquet index per shard.
+"""Write WebDataset shards (named by `synthgen.shards.keys.shard_name`) plus a Parquet index per shard.
 
 A sample is `<key>.<format>` (the encoded image), `<key>.cls` (the integer label) and
 `<key>.json` (its metadata row). A shard is published by renaming its finished temporary file,
@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from synthgen.atomic import atomic_open, sha256_bytes
 from synthgen.shards.index import rows_to_table, write_parquet
-from synthgen.shards.keys import check_key
+from synthgen.shards.keys import check_key, shard_name
 from synthgen.shards.manifest import finish_dataset
 from synthgen.shards.tar import HashingWriter, add_member, open_tar
 
@@ -30,10 +30,6 @@ class ShardSample:
     height: int
     format: str  # png | webp | jpg
     meta: dict[str, Any] = field(default_factory=dict)  # stage-specific fields: Parquet columns too
-
-
-def shard_name(prefix: str, index: int) -> str:
-    return f"{prefix}-{index:06d}.tar"
 
 
 def sample_row(sample: ShardSample, shard: str, position: int) -> dict[str, Any]:

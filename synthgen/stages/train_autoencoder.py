@@ -1,6 +1,6 @@
-"""The autoencoder stage as pure functions: train and evaluate it, and encode a dataset once.
+"""Stage `train_autoencoder`: train the KL autoencoder, evaluate it, and write its folder.
 
-`train_autoencoder` writes into `out_dir`:
+`train_autoencoder` writes into `out_dir` (named by `AutoencoderLayout` and `autoencoder.trained`):
   model.safetensors (+ .manifest.json)  weights (the EMA when train.ema_decay > 0)
   config.json, scale_factor             what `load_autoencoder` needs to rebuild it
   metrics.json                          on validation images: psnr (dB), ssim, l1 (mean |x - x^| on the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,19 @@ import numpy as np
 import torch
 
 from synthgen.atomic import atomic_write_json
-from synthgen.autoencoder.latent_store import label_tensor, write_latents
 from synthgen.autoencoder.losses import DISC, AutoencoderObjective
+from synthgen.autoencoder.pixels import check_pixels
 from synthgen.autoencoder.quality import psnr, quantize, ssim
 from synthgen.autoencoder.scale import encode_moments, estimate_scale_factor, latent_std
-from synthgen.autoencoder.trained import load_autoencoder, write_trained
+from synthgen.autoencoder.trained import write_trained
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.errors import SynthgenError
 from synthgen.imaging import from_uint8, save_grid, to_uint8
 from synthgen.models.autoencoder import Autoencoder
 from synthgen.models.discriminator import PatchDiscriminator
 from synthgen.seeds import derive_seed
+from synthgen.shards import read_arrays
+from synthgen.stages.layout import AutoencoderLayout, PreparedLayout
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.loop import MAIN, TrainResult, train
 from synthgen.training.rng import seeded_cpu_rng
@@ -41,15 +44,6 @@ log = logging.getLogger(__name__)
 
 RECON_ROW = 8  # images per row of recon.png
 RECON_MIN_PIXELS = 128  # recon.png enlarges each image to at least this many pixels a side
-
-
-def check_pixels(pixels: np.ndarray, name: str, channels: int, factor: int) -> None:
-    """Refuse arrays that are not (N, H, W, C) uint8 with H and W divisible by the downsampling factor."""
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != channels:
-        shape = getattr(pixels, "shape", None)
-        raise SynthgenError(f"{name} must be a uint8 array (N, H, W, {channels}); got {type(pixels).__name__} {shape}")
-    if pixels.shape[1] % factor or pixels.shape[2] % factor:
-        raise SynthgenError(f"{name}: image size {pixels.shape[1:3]} is not divisible by model.downsample={factor}")
 
 
 def build_networks(cfg: AutoencoderConfig) -> dict[str, torch.nn.Module]:
@@ -142,22 +136,22 @@ def evaluate_and_write(cfg: AutoencoderConfig, result: TrainResult, train_pixels
     metrics, recon = evaluate(model, eval_pixels, scale, cfg, device)
     metrics = {**metrics, "scale_factor": scale, "eval_split": eval_split, "eval_images": len(eval_pixels)}
     digest = write_trained(out_dir, model.cpu(), cfg, scale)
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    layout = AutoencoderLayout(out_dir)
+    atomic_write_json(layout.metrics, metrics)
     shown = min(cfg.recon_images, len(eval_pixels))
-    save_recon_grid(eval_pixels[:shown], recon[:shown], out_dir / "recon.png")
+    save_recon_grid(eval_pixels[:shown], recon[:shown], layout.recon)
     return {**metrics, "steps": result.step, "resumed_from": result.resumed_from,
             "train_seconds": result.seconds, "images_per_s": result.images_per_s,
             "eval_seconds": time.perf_counter() - start, "model_sha256": digest, "out_dir": str(out_dir)}
 
 
-@torch.no_grad()
-def encode_latents(model_dir: str | Path, pixels: np.ndarray, labels: np.ndarray, out_dir: str | Path,
-                   batch_size: int = 256, device: str = "auto", per_shard: int = 50_000) -> dict[str, Any]:
-    """Encode uint8 images (N, H, W, C) once into a latent folder (see latent_store); return its index."""
-    trained = load_autoencoder(model_dir, resolve_device(device))
-    check_pixels(pixels, "pixels", trained.config.in_channels, trained.config.downsample)
-    if len(pixels) == 0 or len(labels) != len(pixels):
-        raise SynthgenError(f"need at least one image and one label per image; got {len(pixels)} images, {len(labels)} labels")
-    device_ = next(trained.model.parameters()).device
-    mean, std = encode_moments(trained.model, pixels, batch_size, device_)
-    return write_latents(out_dir, mean, std, label_tensor(labels), trained.scale_factor, trained.sha256, per_shard)
+@dataclass(frozen=True)
+class Inputs:
+    prepared: PreparedLayout
+
+
+def run(cfg: AutoencoderConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
+    """The stage: train on the prepared train split, evaluate on val, write `out`."""
+    train_pixels, train_labels, _ = read_arrays(inputs.prepared.split("train"))
+    val_pixels, _, _ = read_arrays(inputs.prepared.split("val"))
+    return train_autoencoder(cfg, train_pixels, train_labels, val_pixels, out)

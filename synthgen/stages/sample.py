@@ -1,25 +1,40 @@
-"""A generation run around the per-shard work: plan, resume state, and the finished dataset."""
+"""Stage `sample`: the synthetic dataset, shard by shard, resumable (named by `SyntheticLayout`).
+
+A run plans every sample's label and seed, keeps the shards a crashed run finished (verified by
+their receipts), makes the missing ones, and writes metadata.parquet, manifest.json and the
+dataset card. How the shards are spread over workers is the caller's (`map_shards`).
+"""
 from __future__ import annotations
 
 import hashlib
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from synthgen.atomic import atomic_write_bytes, canonical_json
+from synthgen.config import params_hash, resolved
+from synthgen.config.params import Params
 from synthgen.config.sample import SampleConfig
+from synthgen.generate.models import load_models
 from synthgen.generate.plan import SamplingPlan, class_counts_for
+from synthgen.generate.shard_sampler import Provenance, ShardJob
 from synthgen.shards import finish_dataset
+from synthgen.shards.keys import shard_glob, shard_pattern
 from synthgen.shards.progress import resume_state
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
 
-PREFIX = "synthetic"
+log = logging.getLogger(__name__)
 
 
 def build_plan(cfg: SampleConfig, class_names: list[str], seed: int | None = None) -> SamplingPlan:
     """The plan for `cfg`; `seed` overrides `cfg.seed` (a release derives its own)."""
     counts = class_counts_for(cfg.num_images, class_names, cfg.class_mix, cfg.class_weights, cfg.class_counts)
-    return SamplingPlan(tuple(counts), cfg.images_per_shard, cfg.seed if seed is None else seed, PREFIX)
+    return SamplingPlan(tuple(counts), cfg.images_per_shard, cfg.seed if seed is None else seed, SyntheticLayout.PREFIX)
 
 
 def run_key(cfg: SampleConfig, seed: int, diffusion_sha256: str, autoencoder_sha256: str) -> str:
@@ -50,7 +65,7 @@ def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, A
     manifest = finish_dataset(folder, entries, config=config, extra={
         "run": run, "class_names": class_names, "class_counts": per_class, "status": "generated",
     })
-    atomic_write_bytes(Path(folder) / "README.md", dataset_card(manifest).encode())
+    atomic_write_bytes(SyntheticLayout(Path(folder)).card, dataset_card(manifest).encode())
     return manifest
 
 
@@ -78,9 +93,9 @@ guidance scale {sampler.get('guidance_scale')}, run seed {run.get('seed')}.
 
 ## Files
 
-- `synthetic-NNNNNN.tar`: samples `<key>.{sample.get('image_format', 'png')}` (image), `<key>.cls` (label),
+- `{shard_pattern(SyntheticLayout.PREFIX)}.tar`: samples `<key>.{sample.get('image_format', 'png')}` (image), `<key>.cls` (label),
   `<key>.json` (its metadata row).
-- `synthetic-NNNNNN.parquet`: the shard's index; `metadata.parquet`: every row, one per sample.
+- `{shard_pattern(SyntheticLayout.PREFIX)}.parquet`: the shard's index; `metadata.parquet`: every row, one per sample.
 - `manifest.json`: shards with sample counts, bytes and sha256; run facts; status.
 
 Columns: key, shard, index, label, class_name, sha256 (of the encoded image), width, height, format,
@@ -94,6 +109,45 @@ import synthgen, polars as pl
 ds = synthgen.open_dataset("{Path(run.get('out', '.')).as_posix()}", where=pl.col("label") == 0, batch_size=64)
 ```
 
-or with plain webdataset: `webdataset.WebDataset(sorted(glob.glob("synthetic-*.tar"))).decode("rgb")`,
+or with plain webdataset: `webdataset.WebDataset(sorted(glob.glob("{shard_glob(SyntheticLayout.PREFIX)}"))).decode("rgb")`,
 or with polars/DuckDB on `metadata.parquet`. Any sample can be remade exactly: `synthgen regenerate <key>`.
 """
+
+
+@dataclass(frozen=True)
+class Inputs:
+    diffusion: DiffusionLayout
+    autoencoder: AutoencoderLayout
+
+
+def one_by_one(job: ShardJob, indices: list[int]) -> Iterable[dict[str, Any]]:
+    return [job.make(i) for i in indices]
+
+
+ShardMapper = Callable[[ShardJob, list[int]], Iterable[dict[str, Any]]]
+
+
+def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
+        map_shards: ShardMapper = one_by_one) -> dict[str, Any]:
+    """The stage: `sample.num_images` images into shards in `out`, resuming a crashed run. `seed` overrides
+    `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in parallel, say)."""
+    started = datetime.now(timezone.utc).isoformat()
+    cfg = params.sample
+    models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device)
+    class_names = models.diffusion.class_names
+    plan = build_plan(cfg, class_names, seed)
+    key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
+    provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
+    todo, done = pending_shards(out, plan, key)
+    log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
+             len(todo))
+    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, Path(out))
+    entries = [*done.values(), *map_shards(job, todo)]
+    run_facts = {
+        "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
+        "host": socket.gethostname(), "task_runner": cfg.task_runner, "resumed_shards": len(done),
+        "diffusion_sha256": provenance.diffusion_sha256, "autoencoder_sha256": provenance.autoencoder_sha256,
+        "config_hash": key, "params_hash": params_hash(params), "out": str(out),
+    }
+    manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts)
+    return {"num_samples": manifest["num_samples"], "num_shards": manifest["num_shards"], "out": str(out)}

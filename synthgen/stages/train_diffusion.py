@@ -1,6 +1,6 @@
-"""The train_diffusion stage as pure functions: fit the latent UNet on the stored latents, write the model folder.
+"""Stage `train_diffusion`: fit the latent UNet on the stored latents, write the model folder.
 
-`train_diffusion` writes into `out_dir` the files of `synthgen.ldm.trained` plus:
+`train_diffusion` writes into `out_dir` the files of `synthgen.ldm.trained` plus (named by `DiffusionLayout`):
   metrics.json   final loss, steps, images/s, and generated-latent statistics against the data latents
   metrics.csv    per-step training metrics (x = step)
   grid.png       one row per class, preview.images_per_class EMA samples each, decoded by the autoencoder
@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,6 +39,7 @@ from synthgen.ldm.trained import TrainedDiffusion, load_diffusion, write_trained
 from synthgen.models.unet import UNet
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, LatentsLayout, PreparedLayout
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.loop import MAIN, train
 from synthgen.training.rng import seeded_cpu_rng
@@ -210,6 +211,7 @@ def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_d
     module docstring. Returns a summary dict. Under torchrun every rank trains; only rank 0 evaluates and
     writes, the others return {"rank": r}."""
     out_dir = Path(out_dir)
+    layout = DiffusionLayout(out_dir)
     # 1) inputs: the latent store, the autoencoder it came from, and the config resolved against them
     latents = load_latents(latents_dir)
     autoencoder = load_autoencoder(autoencoder_dir)
@@ -229,9 +231,9 @@ def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_d
                            latent_shape, autoencoder.sha256, latents.scale_factor)
     with cpu_threads(resolved.train.cpu_threads):
         metrics = preview_and_measure(resolved, out_dir, latents, autoencoder)
-    metrics.update(final_loss=last_logged_loss(out_dir / "metrics.csv"), steps=result.step,
+    metrics.update(final_loss=last_logged_loss(layout.metrics_csv), steps=result.step,
                    resumed_from=result.resumed_from, train_seconds=result.seconds, images_per_s=result.images_per_s)
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    atomic_write_json(layout.metrics, metrics)
     return {**metrics, "model_sha256": digest, "out_dir": str(out_dir)}
 
 
@@ -246,7 +248,7 @@ def preview_and_measure(cfg: DiffusionConfig, out_dir: Path, latents: LatentSet,
     labels = preview_labels(trained)
     z = generate_preview(trained, labels, cfg.train.seed, device, cfg.train.bf16)
     pixels = decode_to_pixels(autoencoder, z, device, cfg.train.bf16)
-    save_grid(pixels, out_dir / "grid.png", nrow=cfg.preview.images_per_class,
+    save_grid(pixels, DiffusionLayout(out_dir).grid, nrow=cfg.preview.images_per_class,
               scale=max(1, GRID_MIN_PIXELS // pixels.shape[1]))
     preview_seconds = time.perf_counter() - start
     # 2) the loss on fixed draws, and the generated latents against the data's
@@ -258,3 +260,15 @@ def preview_and_measure(cfg: DiffusionConfig, out_dir: Path, latents: LatentSet,
         "preview_samples": len(labels),
         "preview_seconds": preview_seconds,
     }
+
+
+@dataclass(frozen=True)
+class Inputs:
+    prepared: PreparedLayout  # for its class names
+    latents: LatentsLayout
+    autoencoder: AutoencoderLayout
+
+
+def run(cfg: DiffusionConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
+    """The stage: train on the latent store with the prepared dataset's class names, write `out`."""
+    return train_diffusion(cfg, inputs.latents.root, inputs.autoencoder.root, inputs.prepared.class_names(), out)

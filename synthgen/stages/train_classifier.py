@@ -1,6 +1,6 @@
-"""The train_classifier stage as a pure function: the feature classifier and the real CAS reference.
+"""Stage `train_classifier`: the feature classifier every metric is measured in, and the real CAS reference.
 
-`train_classifier` writes into `out_dir`:
+`train_classifier` writes into `out_dir` (named by `ClassifierLayout` and `evaluation.trained`):
   model.safetensors (+ .manifest.json)  weights of the feature classifier (manifest written last)
   config.json                           evaluate params, class names and image size (see trained.py)
   metrics.json                          real val accuracy, overall and per class; the CAS reference accuracy
@@ -14,6 +14,7 @@ val accuracies is the CAS ratio, so schedule and data size cancel out of it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,12 +30,13 @@ from synthgen.evaluation.features import check_images, class_accuracy, pixels_nc
 from synthgen.evaluation.trained import write_trained
 from synthgen.models.classifier import FeatureClassifier
 from synthgen.seeds import derive_seed
+from synthgen.shards import read_arrays
+from synthgen.stages.layout import ClassifierLayout, PreparedLayout, TrainedModelLayout
 from synthgen.training.loop import MAIN, TrainResult, train
 from synthgen.training.rng import seeded_cpu_rng
 
 log = logging.getLogger(__name__)
 
-CAS_REFERENCE = "cas_reference"
 
 
 class ClassifierObjective:
@@ -62,13 +64,13 @@ def fit_classifier(model_cfg: ClassifierConfig, train_cfg: TrainConfig, augment_
                    labels: np.ndarray, num_classes: int, run_dir: str | Path) -> TrainResult:
     """Train a classifier on uint8 images (N, H, W, 3) with the shared loop; checkpoints and metrics.csv
     go to `run_dir`, and a re-run with the same data and settings resumes from its newest checkpoint."""
-    run_dir = Path(run_dir)
+    layout = TrainedModelLayout(Path(run_dir))
     nets = {MAIN: build_classifier(model_cfg, num_classes, train_cfg.seed)}
     data = {"pixels": pixels_nchw(pixels), "labels": torch.as_tensor(labels, dtype=torch.long)}
     run_config = {"classifier": model_cfg.model_dump(mode="json"), "augment": augment_cfg.model_dump(mode="json"),
                   "num_classes": num_classes}
-    return train(train_cfg, nets, ClassifierObjective(augment_cfg), data, run_dir / "checkpoints",
-                 run_dir / "metrics.csv", run_config=run_config)
+    return train(train_cfg, nets, ClassifierObjective(augment_cfg), data, layout.checkpoints, layout.metrics_csv,
+                 run_config=run_config)
 
 
 def check_same_size(train_pixels: np.ndarray, val_pixels: np.ndarray) -> None:
@@ -97,7 +99,7 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     real_seed = derive_seed(cfg.cas.train.seed, "classifier/cas_real_subset")
     subset = seeded_subset(len(train_pixels), cfg.cas.samples, real_seed)
     reference = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset],
-                               num_classes, out_dir / CAS_REFERENCE)
+                               num_classes, ClassifierLayout(out_dir).cas_reference)
     if result.rank != 0:
         return {"rank": result.rank}
     # 3) real val accuracy of both, then the outputs (weights last)
@@ -116,3 +118,14 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     log.info("classifier: real val accuracy %.4f, CAS reference %.4f", val.overall, cas_reference.overall)
     return {**metrics, "steps": result.step, "resumed_from": result.resumed_from, "train_seconds": result.seconds,
             "images_per_s": result.images_per_s, "model_sha256": digest, "out_dir": str(out_dir)}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    prepared: PreparedLayout
+
+
+def run(cfg: EvaluateConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
+    """The stage: train on the real train split, measure on real val, write `out`."""
+    train, val = (read_arrays(inputs.prepared.split(split)) for split in PreparedLayout.SPLITS)
+    return train_classifier(cfg, train[0], train[1], val[0], val[1], inputs.prepared.class_names(), out)

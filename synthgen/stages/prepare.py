@@ -1,6 +1,6 @@
-"""The prepare stage's core: source -> decode -> dedup -> train/val split -> shards plus reports.
+"""Stage `prepare`: source -> decode -> dedup -> train/val split -> shards plus reports.
 
-Outputs in `out_dir`:
+Outputs in `out_dir` (named by `PreparedLayout`):
 - `train/`, `val/`: shard datasets (synthgen.shards), one per split;
 - `classes.json`: the class names in label order (a JSON list);
 - `class_counts.json`: images per class per split (a DVC metric);
@@ -32,13 +32,12 @@ from synthgen.data.sources import DataSourceError, Rejection, SourceItem
 from synthgen.imaging import encode_image
 from synthgen.shards import ShardSample, ShardWriter
 from synthgen.shards.index import write_parquet
+from synthgen.stages.layout import PreparedLayout
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val")
+SPLITS = PreparedLayout.SPLITS
 REJECTED_SCHEMA = pa.schema([("key", pa.string()), ("origin", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
-SUMMARY = "summary.json"
-OUTPUTS = ("train", "val", "classes.json", "class_counts.json", "rejected.parquet", SUMMARY)  # SUMMARY last
 
 
 @dataclass(frozen=True)
@@ -153,8 +152,8 @@ def remove(path: Path) -> None:
 def publish(staging: Path, out_dir: Path) -> None:
     """Move each output from `staging` into `out_dir`, replacing the previous run's; summary last."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove(out_dir / SUMMARY)  # from here until the new one lands, out_dir reads as incomplete
-    for name in OUTPUTS:
+    remove(out_dir / PreparedLayout.SUMMARY)  # from here until the new one lands, out_dir reads as incomplete
+    for name in PreparedLayout.OUTPUTS:
         remove(out_dir / name)
         (staging / name).rename(out_dir / name)
     staging.rmdir()
@@ -190,10 +189,10 @@ def prepare_dataset(cfg: DataConfig, out_dir: Path, *, run_config: Mapping[str, 
         config = dict(run_config) if run_config is not None else {"data": cfg.model_dump(mode="json")}
         for writer in preparer.writers.values():
             writer.finish_dataset(config=config)
-        atomic_write_json(staging / "classes.json", classes)
-        atomic_write_json(staging / "class_counts.json", summary.class_counts)
-        write_parquet(staging / "rejected.parquet", rejected_table(preparer.rejections))
-        atomic_write_json(staging / SUMMARY, summary.as_dict())
+        atomic_write_json(staging / PreparedLayout.CLASSES, classes)
+        atomic_write_json(staging / PreparedLayout.CLASS_COUNTS, summary.class_counts)
+        write_parquet(staging / PreparedLayout.REJECTED, rejected_table(preparer.rejections))
+        atomic_write_json(staging / PreparedLayout.SUMMARY, summary.as_dict())
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -203,3 +202,13 @@ def prepare_dataset(cfg: DataConfig, out_dir: Path, *, run_config: Mapping[str, 
         log.warning("val split is empty: %d images are too few for data.val_fraction=%s", summary.written["train"], cfg.val_fraction)
     log.info("prepared %s: %s", out_dir, {k: v for k, v in summary.as_dict().items() if k != "class_counts"})
     return summary
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """prepare reads no stage folder: its source is named by `data.source` (and `data.path`)."""
+
+
+def run(cfg: DataConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
+    """The stage: `prepare_dataset` into `out`; returns the summary as a dict."""
+    return prepare_dataset(cfg, out).as_dict()

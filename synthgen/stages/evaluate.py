@@ -1,6 +1,6 @@
-"""The evaluate stage as a pure function: score a synthetic dataset against the real data, then gate it.
+"""Stage `evaluate`: score a synthetic dataset against the real data, then gate it.
 
-`evaluate` writes into `out_dir`:
+`evaluate` writes into `out_dir` (named by `EvalLayout`):
   metrics.json                  every metric beside its real-versus-real baseline, flat (DVC metrics)
   gate.json                     the verdict: status, reasons and every check
   plots/per_class_accuracy.csv  conditional accuracy per class beside the classifier's real val accuracy
@@ -10,12 +10,11 @@
   report.html                   the self-contained report
   cas/metrics.csv               per-step metrics of the CAS classifier (trained on synthetic images only)
   quality.parquet               per-sample quality, keyed by key, joinable with metadata.parquet
-It never modifies the synthetic dataset (the output of another stage): `annotate_dataset` carries
-the verdict into a dataset folder when it is released.
+It never modifies the synthetic dataset (the output of another stage): `synthgen.stages.release`
+carries the verdict into a dataset folder when it is released.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -27,26 +26,26 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from synthgen.atomic import atomic_write_bytes, atomic_write_json
-from synthgen.shards import read_manifest
-from synthgen.shards.manifest import MANIFEST
+from synthgen.atomic import atomic_write_json
 from synthgen.config.evaluate import EvaluateConfig
 from synthgen.evaluation.checks import check_classifier_fits, check_synthetic_fits
-from synthgen.evaluation.classifier_stage import fit_classifier
 from synthgen.evaluation.features import class_accuracy, embed_pixels, matched_subsets, pixels_nchw, seeded_subset, to_model_range
 from synthgen.evaluation.inputs import LabelledImages, RealData, load_prepared, load_synthetic
 from synthgen.evaluation.plots import save_class_grid, write_nn_distances, write_per_class_accuracy, write_quality_vs_steps
-from synthgen.evaluation.quality import QUALITY, quality_table, write_quality
+from synthgen.evaluation.quality import quality_table, write_quality
 from synthgen.evaluation.report import write_evaluation_report
 from synthgen.evaluation.scores import (
     cas_metrics, conditional_with_baseline, fd_with_baseline, gate_space_aliases, kid_with_baseline,
     memorisation_summary, precision_recall_with_baseline,
 )
+from synthgen.evaluation.sweep import read_curves
 from synthgen.evaluation.trained import TrainedClassifier, load_classifier
 from synthgen.metrics.gate import GateVerdict, evaluate_gate
 from synthgen.metrics.inception import inception_features, load_inception
 from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
 from synthgen.seeds import derive_seed
+from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout
+from synthgen.stages.train_classifier import fit_classifier
 from synthgen.training.distributed import cpu_threads, resolve_device
 
 log = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ def finite_or_none(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Inputs:
+class Loaded:
     trained: TrainedClassifier
     real: RealData
     synthetic: LabelledImages  # every sample of the synthetic dataset
@@ -123,7 +122,7 @@ class Scores:
 
 
 def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path,
-                device: torch.device) -> Inputs:
+                device: torch.device) -> Loaded:
     """Classifier, real splits and synthetic set, checked against each other and against the params."""
     trained = load_classifier(classifier_dir, device)
     real = load_prepared(prepared_dir)
@@ -131,7 +130,7 @@ def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, cl
     synthetic = load_synthetic(synthetic_dir, real.class_names)
     check_synthetic_fits(synthetic, real, cfg)
     measured = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, "evaluate/measured_subset"))
-    return Inputs(trained, real, synthetic, measured)
+    return Loaded(trained, real, synthetic, measured)
 
 
 def equal_sized_sets(cfg: EvaluateConfig, num_measured: int, num_val: int) -> tuple[list[np.ndarray], torch.Tensor]:
@@ -153,7 +152,7 @@ def distribution_scores(cfg: EvaluateConfig, feats: Mapping[str, torch.Tensor], 
             **precision_recall_with_baseline(feats["train"], val, generated, subsets, cfg)}
 
 
-def score(cfg: EvaluateConfig, inputs: Inputs, inception: torch.nn.Module | None, out_dir: Path) -> Scores:
+def score(cfg: EvaluateConfig, inputs: Loaded, inception: torch.nn.Module | None, out_dir: Path) -> Scores:
     """Every metric of the measured samples, and the per-sample facts of all of them."""
     real, synthetic, measured = inputs.real, inputs.synthetic, inputs.measured
     # 1) classifier features and logits of the three sets
@@ -173,7 +172,8 @@ def score(cfg: EvaluateConfig, inputs: Inputs, inception: torch.nn.Module | None
         metrics.update(memorisation_summary(memo, measured, space))
     metrics.update(gate_space_aliases(metrics, cfg.memorisation_space))
     # 4) usefulness: CAS against the real reference that train_classifier trained
-    cas_accuracy, cas_count = train_cas(cfg, synthetic.take(measured), real.val, len(real.class_names), out_dir / "cas")
+    cas_accuracy, cas_count = train_cas(cfg, synthetic.take(measured), real.val, len(real.class_names),
+                                        EvalLayout(out_dir).cas)
     reference = inputs.trained.metrics
     metrics.update(cas_metrics(cas_accuracy, reference["cas_reference_accuracy"], cas_count,
                                reference["cas_reference_train_count"]))
@@ -182,16 +182,17 @@ def score(cfg: EvaluateConfig, inputs: Inputs, inception: torch.nn.Module | None
     return Scores(metrics, per_class, memos, emb["generated"].logits)
 
 
-def write_outputs(cfg: EvaluateConfig, inputs: Inputs, scores: Scores, verdict: GateVerdict, synthetic_dir: Path,
+def write_outputs(cfg: EvaluateConfig, inputs: Loaded, scores: Scores, verdict: GateVerdict, synthetic_dir: Path,
                   out_dir: Path, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> dict[str, Any]:
     """metrics.json, gate.json, plots, grid, quality.parquet and report.html; returns the metrics as written."""
     real, synthetic, trained = inputs.real, inputs.synthetic, inputs.trained
     gate_memo = scores.memos[cfg.memorisation_space]
+    layout = EvalLayout(out_dir)
     metrics_json = finite_or_none({**scores.metrics, "published": verdict.published})
-    atomic_write_json(out_dir / "metrics.json", metrics_json)
-    atomic_write_json(out_dir / "gate.json", finite_or_none(verdict.to_dict()))
-    write_plots(cfg, out_dir / "plots", scores.per_class, gate_memo, quality_vs_steps)
-    save_class_grid(out_dir / "grid_per_class.png", synthetic.pixels, synthetic.labels, len(real.class_names),
+    atomic_write_json(layout.metrics, metrics_json)
+    atomic_write_json(layout.gate, finite_or_none(verdict.to_dict()))
+    write_plots(cfg, layout, scores.per_class, gate_memo, quality_vs_steps)
+    save_class_grid(layout.grid, synthetic.pixels, synthetic.labels, len(real.class_names),
                     cfg.gallery_per_class)
     quality = quality_table(synthetic.keys, synthetic.labels, scores.logits, gate_memo, scores.memos["features"],
                             scores.memos["pixels"], real.train.keys, inputs.measured)
@@ -201,7 +202,7 @@ def write_outputs(cfg: EvaluateConfig, inputs: Inputs, scores: Scores, verdict: 
                "real": f"{len(real.train)} train, {len(real.val)} val",
                "classifier": f"{trained.metrics['val_accuracy']:.1%} real val accuracy, sha256 {trained.sha256[:12]}",
                "seed": cfg.seed}
-    write_evaluation_report(out_dir / "report.html", verdict=verdict, metrics=scores.metrics, per_class=scores.per_class,
+    write_evaluation_report(layout.report, verdict=verdict, metrics=scores.metrics, per_class=scores.per_class,
                             memo=gate_memo, space=cfg.memorisation_space, generated=synthetic.pixels,
                             requested=synthetic.labels, train=real.train.pixels, class_names=real.class_names,
                             details=details, per_class_shown=cfg.gallery_per_class, worst_pairs=cfg.worst_pairs,
@@ -209,14 +210,14 @@ def write_outputs(cfg: EvaluateConfig, inputs: Inputs, scores: Scores, verdict: 
     return metrics_json
 
 
-def write_plots(cfg: EvaluateConfig, plots_dir: Path, per_class: Mapping[str, Mapping[str, Any]], memo: Memorisation,
+def write_plots(cfg: EvaluateConfig, layout: EvalLayout, per_class: Mapping[str, Mapping[str, Any]], memo: Memorisation,
                 quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> None:
     """The DVC plot files: per-class accuracy, the distance histogram, and the steps sweep when given."""
-    write_per_class_accuracy(plots_dir / "per_class_accuracy.csv", per_class)
-    write_nn_distances(plots_dir / "nn_distances.csv", memo.real_distances.numpy(), memo.distances.numpy(),
+    write_per_class_accuracy(layout.plot("per_class_accuracy"), per_class)
+    write_nn_distances(layout.plot("nn_distances"), memo.real_distances.numpy(), memo.distances.numpy(),
                        cfg.histogram_bins)
     if quality_vs_steps:
-        write_quality_vs_steps(plots_dir / "quality_vs_steps.csv", quality_vs_steps)
+        write_quality_vs_steps(layout.plot("quality_vs_steps"), quality_vs_steps)
 
 
 def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str | Path, classifier_dir: str | Path,
@@ -242,13 +243,16 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
     return {**finite_or_none(verdict.to_dict()), "metrics": metrics_json, "seconds": seconds, "out_dir": str(out_dir)}
 
 
-def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> None:
-    """Give an evaluated dataset its quality.parquet and, last, the gate verdict in its manifest
-    (`status`: published | rejected, `gate_reasons`). Files are replaced, never edited in place."""
-    dataset_dir, evaluation_dir = Path(dataset_dir), Path(evaluation_dir)
-    if dataset_dir.resolve() != evaluation_dir.resolve():
-        atomic_write_bytes(dataset_dir / QUALITY, (evaluation_dir / QUALITY).read_bytes())
-    verdict = json.loads((evaluation_dir / "gate.json").read_text())
-    manifest = read_manifest(dataset_dir)
-    manifest.update(status=verdict["status"], gate_reasons=verdict["reasons"])
-    atomic_write_json(dataset_dir / MANIFEST, manifest)
+@dataclass(frozen=True)
+class Inputs:
+    prepared: PreparedLayout  # the real data
+    synthetic: SyntheticLayout
+    classifier: ClassifierLayout
+    sweep: SweepLayout  # its quality-versus-steps curve is plotted when sweep.csv is there
+
+
+def run(cfg: EvaluateConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
+    """The stage: `evaluate` the synthetic dataset into `out`, with the sweep's curve when there is one."""
+    curves = read_curves(inputs.sweep.csv) if inputs.sweep.csv.is_file() else None
+    return evaluate(cfg, inputs.prepared.root, inputs.synthetic.root, inputs.classifier.root, out,
+                    quality_vs_steps=curves)
