@@ -94,7 +94,9 @@ def recorded(report: Report, phase: str, key: str):
         yield
     except Exception as e:  # the run-book must carry the exact error and go on
         tail = traceback.format_exc().strip().splitlines()[-6:]
-        report.put(phase, key, {"error": f"{type(e).__name__}: {e}"[:2000], "traceback": tail})
+        measured = report.phase(phase).get(key)
+        kept = measured if isinstance(measured, dict) else {}
+        report.put(phase, key, {**kept, "error": f"{type(e).__name__}: {e}"[:2000], "traceback": tail})
         print(f"[{phase}] {key} FAILED: {type(e).__name__}: {e}", flush=True)
 
 
@@ -164,8 +166,9 @@ def sampling_sizes(dry: bool) -> list[dict]:
              "encode_workers": 8}]
 
 
-def sample_speed(size: dict, device: str, folder: Path) -> dict:
-    """Whole stage against the denoiser alone (shard by shard, alternating), breakdown and FLOPs per image."""
+def sample_speed(size: dict, device: str, folder: Path, record) -> None:
+    """Whole stage against the denoiser alone (shard by shard, alternating), breakdown and FLOPs per image;
+    `record(figures)` after each of them, so a run cut short keeps what was measured."""
     import numpy as np
     import torch
 
@@ -189,29 +192,30 @@ def sample_speed(size: dict, device: str, folder: Path) -> dict:
     class_names = models.diffusion.class_names
     clock = sampling.Clock(models.device)
     generate_pixels(models, np.zeros(cfg.batch_size, dtype=np.int64), list(range(cfg.batch_size)), cfg)
-    warmup_s = clock.lap()  # compilation and lazy initialisation, outside every clock below
-    plan_s, rows = sampling.paired_runs(models, cfg, class_names, folder, repeats=1)
-    d_wall, d_cpu, s_wall, s_cpu = rows.sum(axis=0)
-    seconds, n, entry = sampling.breakdown(models, cfg, class_names, folder / "breakdown")
-    one_row = cfg.model_copy(update={"micro_batch": 1})  # every network call one row: FLOPs per image, unpadded
-    per_row, rows_per_image, _ = sampling.denoiser_flops(models, one_row)
-    flops_per_image = per_row * rows_per_image
-    result = {
-        "model": sampling.describe(models, cfg),
+    figures = {  # the warm-up pays for compilation and lazy initialisation, outside every clock below
+        "model": sampling.describe(models, cfg), "warmup_s": clock.lap(),
         "denoiser_params": sum(p.numel() for p in models.diffusion.model.parameters()),
         "sampler": cfg.sampler.model_dump(mode="json"), "batch": cfg.batch_size, "micro_batch": cfg.micro_batch,
-        "encode_workers": cfg.encode_workers, "images": cfg.num_images, "warmup_s": warmup_s,
-        "denoiser_images_per_s": cfg.num_images / d_wall, "stage_images_per_s": cfg.num_images / s_wall,
-        "ratio": d_wall / s_wall, "ratio_by_cpu": d_cpu / s_cpu,
-        "ratio_median_shard": float(np.median(rows[:, 0] / rows[:, 2])), "goal": SAMPLING_GOAL,
-        "breakdown_ms_per_image": {key: float(seconds[key][0] / n * 1e3) for key in seconds},
-        "breakdown_bytes_equal_stage": entry["sha256"] == sampling.sha256_file(folder / "stage-0" / entry["name"]),
-        "denoiser_gflop_per_image": flops_per_image / 1e9, "network_rows_per_image": rows_per_image,
-        "denoiser_tflop_per_s": flops_per_image * cfg.num_images / d_wall / 1e12,
-        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-    }
+        "encode_workers": cfg.encode_workers, "images": cfg.num_images, "goal": SAMPLING_GOAL}
+    record(figures)
+    _, rows = sampling.paired_runs(models, cfg, class_names, folder, repeats=1)
+    d_wall, d_cpu, s_wall, s_cpu = rows.sum(axis=0)
+    figures.update(denoiser_images_per_s=cfg.num_images / d_wall, stage_images_per_s=cfg.num_images / s_wall,
+                   ratio=d_wall / s_wall, ratio_by_cpu=d_cpu / s_cpu,
+                   ratio_median_shard=float(np.median(rows[:, 0] / rows[:, 2])))
+    record(figures)
+    seconds, n, entry = sampling.breakdown(models, cfg, class_names, folder / "breakdown")
+    same_bytes = entry["sha256"] == sampling.sha256_file(folder / "stage-0" / entry["name"])
+    figures.update(breakdown_ms_per_image={key: float(seconds[key][0] / n * 1e3) for key in seconds},
+                   breakdown_bytes_equal_stage=same_bytes)
+    record(figures)
+    one_row = cfg.model_copy(update={"micro_batch": 1})  # every network call one row: FLOPs per image, unpadded
+    per_row, rows_per_image, _ = sampling.denoiser_flops(models, one_row)
+    figures.update(denoiser_gflop_per_image=per_row * rows_per_image / 1e9, network_rows_per_image=rows_per_image,
+                   denoiser_tflop_per_s=per_row * rows_per_image * cfg.num_images / d_wall / 1e12,
+                   peak_memory_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
+    record(figures)
     load_models.cache_clear()
-    return result
 
 
 def sampling_phase(report: Report, dry: bool, deadline: float) -> None:
@@ -225,7 +229,7 @@ def sampling_phase(report: Report, dry: bool, deadline: float) -> None:
             report.put("sampling", size["name"], {"skipped": f"{seconds_left(deadline):.0f} s left"})
             continue
         with recorded(report, "sampling", size["name"]), tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
-            report.put("sampling", size["name"], sample_speed(size, device, Path(tmp)))
+            sample_speed(size, device, Path(tmp), lambda figures: report.put("sampling", size["name"], figures))
             if device == "cuda":
                 torch.cuda.empty_cache()
         if size["name"] == "gpu_preset":
@@ -433,10 +437,12 @@ def quality_phase(report: Report, dry: bool, deadline: float, out: Path) -> None
                                                         class_names)
         subset = seeded_subset(len(val_pixels), len(pixels), params.evaluate.seed)
         fd = fd_with_baseline(train.features, val.features[subset], generated.features, [np.arange(len(pixels))])
+        trained_s = sum(seconds[name] for name in ("train_autoencoder", "train_classifier", "train_diffusion"))
         report.put("quality", "scores", {
             **accuracy, **fd, "samples": len(pixels), "val_samples_for_fd": len(subset),
             "per_class_accuracy": {name: row["accuracy"] for name, row in per_class.items()},
-            "sampler": cfg.sampler.model_dump(mode="json"), "train_seconds": sum(seconds[k] for k in ("train_autoencoder", "train_classifier", "train_diffusion")), "images": {"train": len(train_pixels), "val": len(val_pixels)}})
+            "sampler": cfg.sampler.model_dump(mode="json"), "train_seconds": trained_s,
+            "images": {"train": len(train_pixels), "val": len(val_pixels)}})
 
 
 # ---- the parent: phases in child processes, deadlines, the table ----------------------------
@@ -553,7 +559,8 @@ def table_rows(data: dict) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for name in PHASE_BUDGET:
         phase = phases.get(name, {})
-        rows.append((name, "status, wall s", f"{phase.get('status', 'not run')}, {number(phase.get('wall_s'))}", "", ""))
+        status = f"{phase.get('status', 'not run')}, {number(phase.get('wall_s'))}"
+        rows.append((name, "status, wall s", status, "", ""))
         if note := problem(phase.get("error", {})):
             rows.append((name, "error", note, "", ""))
     tests = phases.get("tests", {}).get("results", {})
@@ -568,21 +575,21 @@ def table_rows(data: dict) -> list[tuple[str, str, str, str, str]]:
         entry = sampling.get(size, {})
         if note := problem(entry):
             rows.append(("sampling", size, note, "", ""))
-            continue
-        if not entry:
-            continue
-        rows.append(("sampling", f"{size}: stage / denoiser images/s (batch {entry['batch']})",
-                     f"{number(entry['stage_images_per_s'])} / {number(entry['denoiser_images_per_s'])} = "
-                     f"{entry['ratio']:.3f}", f">= {SAMPLING_GOAL}", verdict(entry["ratio"], SAMPLING_GOAL)))
-        parts = entry["breakdown_ms_per_image"]
-        rows.append(("sampling", f"{size}: ms/image noise, denoise, decode, quantise, encode (1 thread), write",
-                     ", ".join(f"{parts[k]:.3g}" for k in ("noise", "denoise", "decode", "quantise", "encode", "write")),
-                     "", ""))
-        fraction = entry["denoiser_tflop_per_s"] / matmul["tflop_per_s"] if "tflop_per_s" in matmul else None
-        rows.append(("flops", f"{size}: denoiser TFLOP/s ({entry['denoiser_gflop_per_image']:.3g} GFLOP/image) "
-                     "/ bf16 matmul", f"{number(entry['denoiser_tflop_per_s'])} / {number(matmul.get('tflop_per_s'))}"
-                     + (f" = {fraction:.1%}" if fraction is not None else ""), f">= {FLOPS_GOAL:.0%}",
-                     verdict(fraction, FLOPS_GOAL) if size == "gpu_preset" else "(informative)"))
+        if "ratio" in entry:
+            rows.append(("sampling", f"{size}: stage / denoiser images/s (batch {entry['batch']})",
+                         f"{number(entry['stage_images_per_s'])} / {number(entry['denoiser_images_per_s'])} = "
+                         f"{entry['ratio']:.3f}", f">= {SAMPLING_GOAL}", verdict(entry["ratio"], SAMPLING_GOAL)))
+        if parts := entry.get("breakdown_ms_per_image"):
+            rows.append(("sampling", f"{size}: ms/image noise, denoise, decode, quantise, encode (1 thread), write",
+                         ", ".join(f"{parts[k]:.3g}" for k in ("noise", "denoise", "decode", "quantise", "encode",
+                                                                "write")), "", ""))
+        if "denoiser_tflop_per_s" in entry:
+            fraction = entry["denoiser_tflop_per_s"] / matmul["tflop_per_s"] if "tflop_per_s" in matmul else None
+            value = f"{number(entry['denoiser_tflop_per_s'])} / {number(matmul.get('tflop_per_s'))}"
+            judged = verdict(fraction, FLOPS_GOAL) if size == "gpu_preset" else "(informative)"
+            rows.append(("flops", f"{size}: denoiser TFLOP/s ({entry['denoiser_gflop_per_image']:.3g} GFLOP/image) "
+                         "/ bf16 matmul", value + (f" = {fraction:.1%}" if fraction is not None else ""),
+                         f">= {FLOPS_GOAL:.0%}", judged))
     if note := problem(matmul):
         rows.append(("flops", "matmul", note, "", ""))
     for net in ("autoencoder", "unet"):
@@ -590,15 +597,16 @@ def table_rows(data: dict) -> list[tuple[str, str, str, str, str]]:
         if note := problem(entry):
             rows.append(("training", net, note, "", ""))
         elif entry:
+            value = ", ".join(number(entry[key]) for key in ("images_per_s", "peak_memory_gib", "startup_s"))
             rows.append(("training", f"{net} (batch {entry['batch']}, bf16, compile {entry['compile']}): images/s, "
-                         "peak GiB, start-up s", f"{number(entry['images_per_s'])}, {number(entry['peak_memory_gib'])}, "
-                         f"{number(entry['startup_s'])}", "", ""))
+                         "peak GiB, start-up s", value, "", ""))
     quality = phases.get("quality", {})
     scores = quality.get("scores", {})
     if scores:
         ae, diffusion = quality.get("autoencoder", {}), quality.get("diffusion", {})
-        rows.append(("quality", "training steps: autoencoder, diffusion; seconds",
-                     f"{ae.get('steps')}, {diffusion.get('steps')}; {number(scores['train_seconds'])}", "about 180 s", ""))
+        steps = f"{ae.get('steps')}, {diffusion.get('steps')}; {number(scores['train_seconds'])}"
+        rows.append(("quality", "training steps: autoencoder, diffusion; seconds (with the classifier's)", steps,
+                     "about 180 s", ""))
         rows.append(("quality", "autoencoder val PSNR dB; classifier val accuracy",
                      f"{number(ae.get('psnr'))}; {number(quality.get('classifier', {}).get('val_accuracy'))}", "", ""))
         rows.append(("quality", f"raw conditional accuracy ({scores['samples']} samples)",
