@@ -139,7 +139,7 @@ def write_random_models(params, folder: Path) -> tuple[str, str]:
 
     from synthgen.autoencoder.trained import write_trained as write_autoencoder
     from synthgen.data.shapes import CLASS_NAMES
-    from synthgen.ldm.stage import resolve_config
+    from synthgen.stages.train_diffusion import resolve_config
     from synthgen.ldm.trained import write_trained as write_diffusion
     from synthgen.models.autoencoder import Autoencoder
     from synthgen.models.unet import UNet
@@ -255,7 +255,7 @@ def steady_rate(train_cfg, nets: dict, objective, data: dict, window: int, folde
 
     import torch
 
-    from synthgen.training import MAIN, train
+    from synthgen.training.loop import MAIN, train
 
     cfg = train_cfg.model_copy(update={"steps": 2 * window, "log_every": window, "checkpoint_every": 100 * window,
                                        "progress": False})
@@ -278,11 +278,11 @@ def training_phase(report: Report, dry: bool, deadline: float) -> None:
     import torch
 
     from synthgen.autoencoder.losses import AutoencoderObjective
-    from synthgen.autoencoder.stage import build_networks
+    from synthgen.stages.train_autoencoder import build_networks
     from synthgen.config import load_params
     from synthgen.data.shapes import CLASS_NAMES
-    from synthgen.ldm.stage import DiffusionObjective, build_unet, resolve_config
-    from synthgen.training import MAIN
+    from synthgen.stages.train_diffusion import DiffusionObjective, build_unet, resolve_config
+    from synthgen.training.loop import MAIN
 
     sizes = training_sizes(dry)
     params = load_params(sizes["params"], check_paths=False)
@@ -352,18 +352,19 @@ def quality_phase(report: Report, dry: bool, deadline: float, out: Path) -> None
     import numpy as np
     import torch
 
-    from synthgen.autoencoder.stage import encode_latents, train_autoencoder
+    from synthgen.stages.encode_latents import encode_latents
+    from synthgen.stages.train_autoencoder import train_autoencoder
     from synthgen.config import load_params
     from synthgen.config.sample import SampleConfig
-    from synthgen.data.prepare import prepare_dataset
-    from synthgen.evaluation.classifier_stage import train_classifier
+    from synthgen.stages.prepare import prepare_dataset
+    from synthgen.stages.train_classifier import train_classifier
     from synthgen.evaluation.features import embed_pixels, seeded_subset
     from synthgen.evaluation.plots import save_class_grid
     from synthgen.evaluation.scores import conditional_with_baseline, fd_with_baseline
     from synthgen.evaluation.trained import load_classifier
     from synthgen.generate.models import load_models
     from synthgen.generate.shard_sampler import generate_pixels
-    from synthgen.ldm.stage import train_diffusion
+    from synthgen.stages.train_diffusion import train_diffusion
     from synthgen.shards import read_arrays
 
     sizes = quality_sizes(dry)
