@@ -40,17 +40,21 @@ def exact_flow(x_T: torch.Tensor, abar_start: float) -> torch.Tensor:
     return MU + (x_T / math.sqrt(abar_start) - MU) * S / math.sqrt(S**2 + sigma2)
 
 
-def noise(seed: int = 0, n: int = 1024, dtype=torch.float32):
-    return torch.randn(n, 4, 4, 4, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+SAMPLE_SHAPES = {16: (1, 4, 4), 64: (4, 4, 4), 256: (4, 8, 8)}  # dimensions per sample -> its shape
 
 
-# (sampler, steps, options, std tolerance). Sample: 1024 x 64 = 65,536 i.i.d. elements, so
+def noise(seed: int = 0, n: int = 1024, dtype=torch.float32, dims: int = 64):
+    return torch.randn(n, *SAMPLE_SHAPES[dims], generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# (sampler, steps, options, std tolerance). Sample: 65,536 i.i.d. elements (16, 64 or 256 per sample), so
 # SE(mean) = S / sqrt(n) = 0.0012 and SE(std) = S / sqrt(2n) = 0.0008. Each sampler also has its own
 # discretisation bias at a finite step count (fixed_small DDPM's variance is a lower bound, the last
 # step jumps from the smallest visited noise level, PC's Langevin step overshoots); measured on std
 # over 3 seeds with trailing spacing it is: ddpm 1000 -0.004 (fixed_small) / +0.001 (fixed_large),
-# ddim 200 -0.007, ddim eta=1 1000 -0.004, Euler-Maruyama 500 +0.002, pc 250 +0.011, heun 50 -0.008,
-# dpm++ 50 -0.005; the mean bias is <= 0.003 everywhere. Tolerance = that bias + ~0.006 (7 SE):
+# ddim 200 -0.007, ddim eta=1 1000 -0.004, Euler-Maruyama 500 +0.002, pc 250 +0.003, heun 50 -0.008,
+# dpm++ 50 -0.005, the same at every size of sample (pc's was +0.033 at 16 dims and +0.011 at 64 when its
+# step size came from per-sample norms); the mean bias is <= 0.003 everywhere. Tolerance = that bias + ~0.006 (7 SE):
 # tight enough that e.g. 10% too much Euler-Maruyama noise (+0.016 on std) fails.
 CASES = [
     ("ddpm", 1000, {}, 0.012),
@@ -58,7 +62,7 @@ CASES = [
     ("ddim", 200, {"eta": 0.0}, 0.014),
     ("ddim", 1000, {"eta": 1.0}, 0.012),
     ("euler_maruyama", 500, {}, 0.008),
-    ("pc", 250, {"snr": 0.16, "corrector_steps": 1}, 0.018),
+    ("pc", 250, {"snr": 0.16, "corrector_steps": 1}, 0.010),
     ("heun", 50, {}, 0.014),
     ("dpm_solver_pp_2m", 50, {}, 0.012),
 ]
@@ -72,11 +76,13 @@ def test_cases_cover_every_registered_sampler():
     assert names == set(SAMPLERS) == {n for n, _ in DETERMINISTIC + STOCHASTIC}
 
 
+@pytest.mark.parametrize("dims", sorted(SAMPLE_SHAPES))
 @pytest.mark.parametrize("name,steps,options,std_tolerance", CASES, ids=lambda v: str(v))
-def test_gaussian_data_is_recovered(name, steps, options, std_tolerance):
-    """Mean and std of the samples match (MU, S) within the tolerances justified above CASES."""
+def test_gaussian_data_is_recovered(name, steps, options, std_tolerance, dims):
+    """Mean and std of the samples match (MU, S) within the tolerances justified above CASES, whatever the
+    number of dimensions per sample."""
     x = sample(
-        gaussian_eps_fn(LINEAR), noise(), schedule=LINEAR, sampler=name, steps=steps,
+        gaussian_eps_fn(LINEAR), noise(n=65536 // dims, dims=dims), schedule=LINEAR, sampler=name, steps=steps,
         generator=torch.Generator().manual_seed(1), timestep_spacing="trailing", **options,
     )
     assert torch.isfinite(x).all()
@@ -207,13 +213,16 @@ def test_eps_fn_sees_long_grid_timesteps_and_the_expected_call_count(name, spaci
     assert len(calls) == expected
 
 
-def test_langevin_step_size_is_per_sample():
+def test_langevin_step_size_depends_on_the_noise_level_only():
+    """e = 2 alpha r^2 (1 - abar), whatever the batch, the sample's size or its score's norm."""
     g = torch.Generator().manual_seed(0)
     x, eps, z = (torch.randn(4, 8, generator=g) for _ in range(3))
     eps[0] *= 100  # a sample with a huge score must not change the others' step
     whole = langevin_correct(x, eps, 0.5, 0.99, 0.16, z)
     alone = torch.cat([langevin_correct(x[i : i + 1], eps[i : i + 1], 0.5, 0.99, 0.16, z[i : i + 1]) for i in range(4)])
     torch.testing.assert_close(whole, alone)
+    step = 2 * 0.99 * 0.16**2 * (1 - 0.5)
+    torch.testing.assert_close(whole, x - step * eps / math.sqrt(0.5) + math.sqrt(2 * step) * z)
 
 
 def test_public_entry_point_as_documented():
