@@ -3,8 +3,8 @@
 When a stage writes a folder it leaves `.synthgen-output.json` there: its kind (the stage), the run
 key of the run that wrote it (for stages that have one) and when. Before any work, `claim` refuses
 with one line:
-- a release (a folder under a releases root, or one marked as a release), whatever `--force` says:
-  releases are written by the release job only;
+- a release (a releases root or anything under it, or a folder marked as a release), whatever
+  `--force` says: releases are written by the release job only;
 - a folder that holds anything but no marker (a user's folder, a split of `data/prepared`), or the
   marker of another stage;
 - for a stage with a run key (`sample`), its own output from another run, which the new run would delete.
@@ -62,9 +62,10 @@ def read_marker(folder: str | Path) -> dict[str, Any] | None:
 
 
 def is_release(folder: str | Path) -> bool:
-    """A release folder: one under a releases root, or one marked as a release (a copy elsewhere)."""
-    folder = Path(folder)
-    return is_releases_root(folder.parent) or (read_marker(folder) or {}).get("kind") == RELEASE
+    """A releases root, a folder anywhere under one, or a folder marked as a release (a copy elsewhere)."""
+    folder = Path(folder).resolve()
+    return any(is_releases_root(p) for p in (folder, *folder.parents)) or \
+        (read_marker(folder) or {}).get("kind") == RELEASE
 
 
 def contents(folder: Path) -> list[str]:
@@ -98,8 +99,8 @@ def foreign(folder: Path, kind: str, run_key: str | None) -> str | None:
 def check_writable(folder: Path, kind: str, run_key: str | None = None) -> None:
     """Raise `OutputRefusedError` unless `kind` may write `folder` (see the module's rules)."""
     if kind != RELEASE and is_release(folder):
-        raise OutputRefusedError(f"{folder} is a release: releases are never written by a stage, even with --force; "
-                                 "choose another --out")
+        raise OutputRefusedError(f"{folder} belongs to a release: releases are never written by a stage, even with "
+                                 "--force; choose another --out")
     reason = None if _replacing.get() else foreign(folder, kind, run_key)
     if reason:
         raise OutputRefusedError(f"{reason}; choose another --out, or pass --force to replace it")

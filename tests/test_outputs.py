@@ -51,11 +51,15 @@ def test_sampling_into_a_published_release_is_refused_even_with_force(models_dir
     releases = tmp_path / "releases"
     write_release(releases, "2026-11-21", n=6)
     release = releases / "2026-11-21"
-    refused = "is a release: releases are never written by a stage, even with --force"
+    refused = "belongs to a release: releases are never written by a stage, even with --force"
     assert_refused(lambda: sample_into(models_dir, tmp_path, release, num_images=3), release, refused)
     with replacing():
         assert_refused(lambda: sample_into(models_dir, tmp_path, release, num_images=3), release, refused)
     assert verify_path(releases).ok
+    for inside in (releases, release / "extra"):  # the root itself, or a new folder in a release
+        with replacing():
+            assert_refused(lambda: sample_into(models_dir, tmp_path, inside, num_images=3), releases, refused)
+    assert not (release / "extra").exists()
 
 
 def test_a_copy_of_a_release_elsewhere_is_still_a_release(models_dir, tmp_path):
@@ -63,7 +67,7 @@ def test_a_copy_of_a_release_elsewhere_is_still_a_release(models_dir, tmp_path):
     write_dataset(copy)
     atomic_write_json(copy / MARKER, {"kind": "release", "run_key": None, "created_at": "2026-11-21T02:00:00+00:00"})
     with replacing():
-        assert_refused(lambda: sample_into(models_dir, tmp_path, copy), copy, "is a release")
+        assert_refused(lambda: sample_into(models_dir, tmp_path, copy), copy, "belongs to a release")
 
 
 def test_a_prepared_split_or_a_users_folder_is_refused(models_dir, tmp_path):
