@@ -11,12 +11,13 @@ with one line:
 `replacing()` (the CLI's `--force`) lets a stage take over such a folder. A claimed folder is locked
 (`synthgen.locks`) until the claim ends, so a second writer is refused and told who holds it. Stages
 a claim's holder runs into the same folder (a release samples and evaluates into its own folder)
-write under that claim.
+write under that claim, as do the other ranks of a `torchrun` job under its rank 0's.
 """
 from __future__ import annotations
 
 import functools
 import json
+import os
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
@@ -114,14 +115,19 @@ def write_marker(folder: Path, kind: str, run_key: str | None) -> None:
         atomic_write_json(folder / MARKER, {"kind": kind, "run_key": run_key, "created_at": now})
 
 
+def torchrun_follower() -> bool:
+    """A rank other than 0 of a `torchrun` job: it writes under rank 0's claim."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) > 0
+
+
 @contextmanager
 def claim(out: str | Path, kind: str, run_key: str | None = None,
           lock: AbstractContextManager | None = None) -> Iterator[Path]:
     """Own `out` for stage `kind` while the block runs: check it, lock it (`lock`, default `out/.synthgen.lock`),
-    mark it. A folder this process has already claimed is written under that claim, unchecked."""
+    mark it. A folder this process (or its torchrun rank 0) has claimed is written under that claim, unchecked."""
     out = Path(out)
     key = out.resolve()
-    if key in _claimed:
+    if key in _claimed or torchrun_follower():
         yield out
         return
     check_writable(out, kind)  # before the lock, so a foreign folder gets no lock file; run keys are checked under it

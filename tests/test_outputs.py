@@ -14,7 +14,7 @@ import pytest
 from synthgen.atomic import atomic_write_json, sha256_file
 from synthgen.config import load_params
 from synthgen.errors import SynthgenError
-from synthgen.locks import holder_path
+from synthgen.locks import hold, holder_path
 from synthgen.outputs import LOCK, MARKER, OutputRefusedError, claim, read_marker, replacing
 from synthgen.releases.publish import publish_dataset
 from synthgen.shards import read_manifest, verify_dataset
@@ -202,3 +202,17 @@ def test_a_published_release_is_a_read_only_copy_that_later_edits_cannot_reach(t
         f.write(b"\xff\xff")
     (synthetic / "metadata.parquet").write_bytes(b"edited")
     assert snapshot(release) == published and verify_path(releases).ok
+
+
+def test_torchrun_ranks_other_than_0_write_under_rank_0s_claim(tmp_path, monkeypatch):
+    out = tmp_path / "models"
+    out.mkdir()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with hold(out / LOCK, str(out)):  # as rank 0's process holds it
+        monkeypatch.setenv("RANK", "1")
+        with claim(out, "train_diffusion"):
+            pass
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(SynthgenError, match="is locked by pid"):
+            with claim(out, "train_diffusion"):
+                pass
