@@ -125,6 +125,44 @@ def test_a_stage_nested_in_its_owners_claim_writes_freely(tmp_path):
     assert read_marker(release)["kind"] == "release"
 
 
+def test_force_lets_a_stage_take_over_a_foreign_folder(tmp_path, prefect_harness):
+    """Through the CLI without --force, then through the flow (a Prefect flow and task) under `replacing()`."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.prepare import prepare
+
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  source: shapes\n  resolution: 16\n  num_images: 24\n  images_per_shard: 20\n")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    refused = CliRunner().invoke(app, ["prepare", "--params", str(params), "--out", str(out)])
+    assert refused.exit_code == 2 and "holds files that no synthgen stage wrote (notes.txt)" in refused.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    with replacing():
+        prepare(load_params(params), out=str(out))
+    assert read_marker(out)["kind"] == "prepare" and (out / "train" / "manifest.json").is_file()
+    assert (out / "notes.txt").read_text() == "keep me"  # prepare replaces its own outputs only
+
+
+def test_the_force_option_replaces_within_the_stages_flow(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import flows.encode_latents
+    from flows.cli import app
+    from synthgen import outputs
+
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  num_images: 40\n")
+    seen = []
+    monkeypatch.setattr(flows.encode_latents, "encode_latents", lambda params, **folders: seen.append(
+        outputs._replacing.get()))
+    for flag in ([], ["--force"]):
+        assert CliRunner().invoke(app, ["encode", "--params", str(params), *flag]).exit_code == 0
+    assert seen == [False, True]
+
+
 # ---- one writer at a time (case 3) --------------------------------------------------------------
 
 def sample_command(params: str, models_dir, out: Path) -> list[str]:
