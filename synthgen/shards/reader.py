@@ -108,7 +108,7 @@ def resolve_rank_world(rank: int | None, world_size: int | None) -> tuple[int, i
     return rank, world_size
 
 
-def _members(stream: BinaryIO, wanted: set[str], shard: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+def _members(stream: BinaryIO, wanted: set[str], name: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {extension: bytes}) of the wanted samples of a tar stream, in order; stops once all are read.
 
     Members of other samples are skipped without being read into memory.
@@ -128,7 +128,7 @@ def _members(stream: BinaryIO, wanted: set[str], shard: str) -> Iterator[tuple[s
                 if member_key in left and member.isfile():
                     fields[extension] = tar.extractfile(member).read()
     except tarfile.TarError as e:
-        raise ShardStoreError(f"shard {shard} is damaged ({e}); restore the dataset") from None
+        raise ShardStoreError(f"{name} is not a whole tar ({e}): it is truncated or damaged; restore the dataset") from None
     if fields:
         yield key, fields
 
@@ -195,11 +195,11 @@ class ShardDataset(torch.utils.data.IterableDataset):
             check_file(self.folder, shard, entry["bytes"], entry["sha256"])
         found = 0
         with _open(self.folder, shard) as stream:
-            for key, fields in _members(stream, set(keys), shard):
+            for key, fields in _members(stream, set(keys), f"{shard} in {self.folder}"):
                 found += 1
                 yield self._sample(shard, key, fields)
         if found < len(keys):
-            raise ShardStoreError(f"shard {shard} in {self.folder} ends before {len(keys) - found} of its listed "
+            raise ShardStoreError(f"{shard} in {self.folder} ends before {len(keys) - found} of its listed "
                                   f"samples: it is truncated; restore the dataset")
 
     def _sample(self, shard: str, key: str, fields: dict[str, bytes]) -> dict[str, Any]:
@@ -207,8 +207,11 @@ class ShardDataset(torch.utils.data.IterableDataset):
             meta = json.loads(fields["json"])
             image, label = fields[meta["format"]], int(fields["cls"])
         except (KeyError, ValueError) as e:
-            raise ShardStoreError(f"shard {shard} in {self.folder}: sample {key} is incomplete or malformed "
+            raise ShardStoreError(f"{shard} in {self.folder}: sample {key} is incomplete or malformed "
                                   f"(missing or bad {e}); restore the dataset") from None
+        if meta.get("label", label) != label:
+            raise ShardStoreError(f"{shard} in {self.folder}: sample {key} has label {label} in its .cls but "
+                                  f"{meta['label']} in its .json; restore the dataset")
         return {"key": key, "image": _decode_image(image, self.decode), "label": label, "meta": meta}
 
     def _samples(self, rows: list[Row]) -> Iterator[dict[str, Any]]:
