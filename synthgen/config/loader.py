@@ -19,6 +19,42 @@ class ConfigError(SynthgenError):
     """A user-fixable configuration mistake; its message is one line."""
 
 
+MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kilobytes; a larger one is a mistake, refused before parsing
+SHOWN_VALUE_CHARS = 80  # an error shows at most this much of a bad value
+
+
+class AnchorRefused(yaml.YAMLError):
+    """An anchor or alias in a params file, at `line`."""
+
+    def __init__(self, line: int):
+        super().__init__(f"line {line}: YAML anchors and aliases (&name, *name) are not allowed; write the values out")
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader without anchors and aliases (`&name`, `*name`): one alias can expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise AnchorRefused(event.start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The YAML document in `text` (StrictLoader); any problem is one ConfigError line naming `source`."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    except AnchorRefused as e:
+        raise ConfigError(f"{source}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(" ".join(f"{source}: not valid YAML ({e})".split())) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be params") from None
+    finally:
+        loader.dispose()
+
+
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply `section.key=value` in place; the value is parsed as YAML (numbers, bools, lists)."""
     dotted, sep, raw = assignment.partition("=")
@@ -31,31 +67,51 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {assignment!r}: {part} is a value, not a section")
         node = child
-    try:
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {assignment!r}: value is not valid YAML ({e.problem})") from None
+    node[leaf] = parse_yaml(raw, f"--set {assignment!r}") if raw.strip() else None
+
+
+def shown(value: Any) -> str:
+    """`repr(value)`, cut to SHOWN_VALUE_CHARS (a bad value may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS]}... ({len(text)} characters)"
 
 
 def describe_error(err: ValidationError, source: str) -> str:
     """The first validation problem as one line: `source: key = value: what is allowed`."""
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "<top level>"
+    key = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if not key:  # a rule across sections names its keys itself
+        return f"{source}: {message}"
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key {key!r} (check spelling; see params.yaml for the allowed keys)"
     if first["type"] == "missing":
         return f"{source}: {key} is required"
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{source}: {key} = {first.get('input')!r}: {message}"
+    return f"{source}: {key} = {shown(first.get('input'))}: {message}"
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_text(path: Path) -> str:
+    """The params file as text: it exists, is at most MAX_PARAMS_BYTES and is UTF-8, or a ConfigError."""
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})".replace("\n", " ")) from None
+        with path.open("rb") as f:
+            raw = f.read(MAX_PARAMS_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read params file {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise ConfigError(f"{path}: params files are at most {MAX_PARAMS_BYTES // 1024} KiB; this one is larger")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): params must be a YAML text file") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The sections of the params file; an empty file is refused (it would silently mean the defaults)."""
+    data = parse_yaml(read_text(path), str(path))
+    if data is None:
+        raise ConfigError(f"{path}: empty: write the sections to set (an empty file is not read as the defaults)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
