@@ -111,4 +111,5 @@ def integer_labels(labels: Sequence | np.ndarray, num_classes: int, where: str) 
                       or not isinstance(label, (int, np.integer)) or not 0 <= label < num_classes), None)
     if index is None:
         return np.asarray(labels, dtype=np.int64)
-    raise DataSourceError(f"{where}[{index}]: label {labels[index]!r} is not an integer in 0..{num_classes - 1}")
+    value = labels[index].item() if isinstance(labels[index], np.generic) else labels[index]
+    raise DataSourceError(f"{where}[{index}]: label {value!r} is not an integer in 0..{num_classes - 1}")
