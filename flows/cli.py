@@ -145,9 +145,9 @@ def release(params: Params = Path("params.yaml"),
             dvc: bool = typer.Option(True, help="Refresh stale models with `dvc repro` first.")) -> None:
     """Make (or resume) the release of a date: new seed from the date, sample, evaluate, gate, index."""
     with user_errors():
-        load_params(params)  # a bad param stops here, before any work
+        loaded = load_params(params)  # a bad param stops here, before any work; the flow reuses them
         importlib.import_module("flows.release").release(params_path=str(params), run_date=date, releases=releases,
-                                                         use_dvc=dvc)
+                                                         use_dvc=dvc, params=loaded)
 
 
 @app.command()
