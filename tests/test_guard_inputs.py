@@ -106,13 +106,6 @@ def test_json_labels_are_integers_or_names(tmp_path):
     assert source.class_names == ["7", "cat", "dog"] and [e.label for e in source] == [2, 1, 0]
 
 
-def test_an_integer_beyond_a_classes_file_is_rejected_not_served(tmp_path):
-    (tmp_path / "classes.json").write_text(json.dumps(["cat", "dog"]))
-    labelled_shard(tmp_path / "a.tar", [b"1", b"5"])
-    got = read_all(webdataset(tmp_path))
-    assert got[0].label == 1 and got[1].reason == "unknown_class"
-
-
 def test_a_classes_file_naming_a_class_twice_is_refused(tmp_path):
     (tmp_path / "classes.json").write_text(json.dumps(["cat", "cat"]))
     labelled_shard(tmp_path / "a.tar", [b"0"])

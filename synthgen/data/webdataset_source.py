@@ -124,9 +124,9 @@ def scan_class_names(shards: list[Path], options: WebdatasetOptions) -> list[str
 
 
 def label_index(value: int | str, names: list[str]) -> int | None:
-    """An integer label if it indexes `names`; a class name as its index; None if unknown."""
+    """An integer label as is (prepare rejects one beyond the classes); a class name as its index, None if unknown."""
     if isinstance(value, int):
-        return value if value < len(names) else None
+        return value
     return names.index(value) if value in names else None
 
 
