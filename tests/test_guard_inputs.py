@@ -201,7 +201,7 @@ ALIAS_BOMB = "\n".join(["data:", '  a: &a ["lol","lol","lol","lol","lol","lol","
     ("", "empty: write the sections to set"),
     ("# only a comment\n", "empty: write the sections to set"),
     (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text (byte 0)"),
-    ("data: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+    ("data: " + "[" * 50_000 + "]" * 50_000 + "\n", "line 1: nested more than 32 levels deep"),
     ("- data\n", "the top level must be a mapping of sections"),
     ("data:\n  resolution: 33\n",
      "data.resolution = 33 must be divisible by autoencoder.model.downsample = 2; try 32 or 34"),

@@ -23,36 +23,36 @@ MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kilobytes; a larger one is 
 SHOWN_VALUE_CHARS = 80  # an error shows at most this much of a bad value
 
 
-class AnchorRefused(yaml.YAMLError):
-    """An anchor or alias in a params file, at `line`."""
-
-    def __init__(self, line: int):
-        super().__init__(f"line {line}: YAML anchors and aliases (&name, *name) are not allowed; write the values out")
+MAX_DEPTH = 32  # params nest a few levels; deeper is a mistake (and deep recursion in the YAML composer)
+FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it
 
 
-class StrictLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader without anchors and aliases (`&name`, `*name`): one alias can expand to gigabytes."""
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
+def unsafe_structure(text: str) -> str | None:
+    """What makes `text` unsafe to load, read from its parse events before any node is built: an anchor or
+    alias (`&name`, `*name`: one alias can expand to gigabytes), or nesting deeper than MAX_DEPTH."""
+    depth = 0
+    for event in yaml.parse(text, Loader=FastLoader):
+        line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise AnchorRefused(event.start_mark.line + 1)
-        return super().compose_node(parent, index)
+            return f"line {line}: YAML anchors and aliases (&name, *name) are not allowed; write the values out"
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"line {line}: nested more than {MAX_DEPTH} levels deep"
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return None
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """The YAML document in `text` (StrictLoader); any problem is one ConfigError line naming `source`."""
-    loader = StrictLoader(text)
+    """The YAML document in `text`, checked by `unsafe_structure` first; any problem is one ConfigError
+    line naming `source`."""
     try:
-        return loader.get_single_data()
-    except AnchorRefused as e:
-        raise ConfigError(f"{source}: {e}") from None
+        if problem := unsafe_structure(text):
+            raise ConfigError(f"{source}: {problem}")
+        return yaml.load(text, Loader=FastLoader)
     except yaml.YAMLError as e:
         raise ConfigError(" ".join(f"{source}: not valid YAML ({e})".split())) from None
-    except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply to be params") from None
-    finally:
-        loader.dispose()
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
