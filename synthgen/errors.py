@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 
+SHOWN_CHARS = 80  # an error shows at most this much of a bad value (which may be megabytes long)
 # OS errors the user fixes (free disk space, raise a quota, grant access) and retrying never does.
 USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 # OS errors about a path itself: permanent too, but more often a bug than a user's mistake.
@@ -44,3 +45,9 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"disk full: {text}"
     return text or type(exc).__name__
+
+
+def shown(value: object) -> str:
+    """`repr(value)` for an error message, cut to SHOWN_CHARS."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"

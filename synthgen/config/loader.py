@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from synthgen.atomic import atomic_write_json, canonical_json
-from synthgen.errors import SynthgenError
+from synthgen.errors import SynthgenError, shown
 
 
 class ConfigError(SynthgenError):
@@ -20,7 +20,6 @@ class ConfigError(SynthgenError):
 
 
 MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kilobytes; a larger one is a mistake, refused before parsing
-SHOWN_VALUE_CHARS = 80  # an error shows at most this much of a bad value
 
 
 MAX_DEPTH = 32  # params nest a few levels; deeper is a mistake (and deep recursion in the YAML composer)
@@ -68,12 +67,6 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
             raise ConfigError(f"--set {assignment!r}: {part} is a value, not a section")
         node = child
     node[leaf] = parse_yaml(raw, f"--set {assignment!r}") if raw.strip() else None
-
-
-def shown(value: Any) -> str:
-    """`repr(value)`, cut to SHOWN_VALUE_CHARS (a bad value may be megabytes long)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS]}... ({len(text)} characters)"
 
 
 def describe_error(err: ValidationError, source: str) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from synthgen.config.base import MAX_NAME
 from synthgen.data.sources import DataSourceError
+from synthgen.errors import shown
 
 Label = int | str
 
@@ -22,23 +23,28 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # any other wa
 RULE = "labels must be integers 0..K-1 or class names"
 
 
-def shown(raw: bytes | str, limit: int = 60) -> str:
-    text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+def decoded(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 def is_json_field(field: str) -> bool:
     return field == "json" or field.endswith(".json")
 
 
+def class_name(text: str, where: str) -> str:
+    """`text` stripped, when it can name a class (1 to MAX_NAME characters)."""
+    name = text.strip()
+    if not name or len(name) > MAX_NAME:
+        raise DataSourceError(f"{where}: label {shown(text)} is empty or longer than {MAX_NAME} characters; {RULE}")
+    return name
+
+
 def parse_text_label(raw: bytes, where: str) -> Label:
     """A text member (`cls`, `txt`, ...): decimal digits are an integer, other text a class name."""
     try:
-        text = raw.decode("utf-8").strip()
+        text = class_name(raw.decode("utf-8"), where)
     except UnicodeDecodeError:
-        raise DataSourceError(f"{where}: label {shown(raw)} is not UTF-8 text; {RULE}") from None
-    if not text or len(text) > MAX_NAME:
-        raise DataSourceError(f"{where}: label {shown(text)} is empty or longer than {MAX_NAME} characters; {RULE}")
+        raise DataSourceError(f"{where}: label {shown(decoded(raw))} is not UTF-8 text; {RULE}") from None
     if _DIGITS.match(text):
         return int(text)
     if _NUMBER.match(text):
@@ -52,22 +58,15 @@ def parse_json_label(raw: bytes, where: str) -> Label:
     try:
         value = json.loads(raw)
     except ValueError:
-        raise DataSourceError(f"{where}: label {shown(raw)} is not valid JSON; {RULE}") from None
+        raise DataSourceError(f"{where}: label {shown(decoded(raw))} is not valid JSON; {RULE}") from None
     if isinstance(value, str):
-        return _name(value, where)
+        return class_name(value, where)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     kind = {bool: "a bool", float: "a float", dict: "a JSON object", list: "a JSON list", type(None): "null"}.get(
         type(value), "a negative integer")
     hint = " (point data.label_field at the member that holds only the label)" if isinstance(value, (dict, list)) else ""
-    raise DataSourceError(f"{where}: label {shown(raw)} is {kind}; {RULE}{hint}")
-
-
-def _name(value: str, where: str) -> str:
-    name = value.strip()
-    if not name or len(name) > MAX_NAME:
-        raise DataSourceError(f"{where}: label {shown(value)} is empty or longer than {MAX_NAME} characters; {RULE}")
-    return name
+    raise DataSourceError(f"{where}: label {shown(decoded(raw))} is {kind}; {RULE}{hint}")
 
 
 class LabelReader:
