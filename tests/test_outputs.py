@@ -206,7 +206,8 @@ def test_two_concurrent_sample_runs_one_is_refused_naming_the_holder(models_dir,
         first.kill()
     assert first.returncode == 0, first_output
     assert second.returncode == 2
-    [line] = [line for line in second.stderr.splitlines() if line.startswith("error: ")]
+    [line] = [line for line in second.stderr.splitlines() if line.startswith("error: ")]  # beside Prefect's INFO log
+    assert "Traceback" not in second.stderr
     assert line.startswith(f"error: {out} is locked by pid {first.pid} on host ") and "sample --params" in line, line
     manifest = read_manifest(out)
     assert manifest["num_samples"] == 6 and manifest["run"]["seed"] == 0
