@@ -29,6 +29,7 @@ CONFIG = {
     "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0},
     "classifier_train": {**FAST_TRAIN, "steps": 40, "checkpoint_every": 40},
     "cas": {"samples": 96, "train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
+    "utility": {"train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
     "batch_size": 128, "kid_subsets": 10, "num_samples": 120, "memorisation_quantile": 0.02,
     "gate": {"min_conditional_accuracy": 0.6, "max_fd_ratio": 4.0, "max_near_duplicate_fraction": 0.05},
 }
@@ -101,6 +102,9 @@ def test_a_faithful_dataset_is_published_with_baselines_beside_metrics(good_run)
         assert f"{name}_baseline" in metrics, name
     assert metrics["conditional_accuracy"] > 0.9 and metrics["fd_ratio"] < 4 and metrics["published"] is True
     assert 0 < metrics["cas_ratio"] and metrics["cas_train_count"] == 96
+    per_class = metrics.pop("conditional_accuracy_per_class")  # the one mapping: class -> accuracy
+    assert list(per_class) == list(CLASSES) and all(0 <= v <= 1 for v in per_class.values())
+    assert metrics["conditional_accuracy_worst_class"] == min(per_class.values())
     assert all(isinstance(v, (int, float, bool)) for v in metrics.values())  # flat, as DVC metrics
     assert json.loads((root / "eval" / "gate.json").read_text())["status"] == "published"
     assert "status" not in read_manifest(root / "synthetic")  # the stage never edits another stage's output
@@ -141,8 +145,8 @@ def test_plots_grid_and_report_are_written(good_run):
         scale = 64 // SIZE  # tiles are enlarged to 64 px
         assert grid.size == ((2 + CFG.gallery_per_class * (SIZE + 2)) * scale, (2 + len(CLASSES) * (SIZE + 2)) * scale)
     page = (root / "eval" / "report.html").read_text(encoding="utf-8")
-    assert "http" not in page and "Published" in page and page.count("<svg") == 3
-    assert "CAS accuracy" in page and "train #" in page
+    assert "http" not in page and "Published" in page and page.count("<svg") == 4
+    assert "CAS accuracy" in page and "train #" in page and "Augmentation utility" in page
     assert (root / "eval" / "cas" / "metrics.csv").is_file() and not (root / "eval" / "cas" / "checkpoints").exists()
 
 
