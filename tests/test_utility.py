@@ -47,22 +47,24 @@ def informative() -> list[UtilityPoint]:
 
 
 def test_informative_synthetic_data_helps_where_real_data_is_scarce(informative):
-    assert [(p.fraction, p.real_count) for p in informative] == [(0.05, 3), (0.2, 12), (1.0, 60)]
+    assert [(p.fraction, p.real_count) for p in informative] == [(0.05, 3), (1.0, 60)]  # the default fractions
     scarce = informative[0]
     assert scarce.gain > 0.2, informative
-    assert scarce.augmented_accuracy > 0.9 and all(p.augmented_accuracy > 0.9 for p in informative)
+    assert all(p.augmented_accuracy > 0.9 for p in informative)
 
 
 def test_shuffled_labels_help_much_less_or_hurt(informative):
     shuffled = augmentation_utility(CFG, REAL, SHUFFLED)
     assert [p.real_accuracy for p in shuffled] == [p.real_accuracy for p in informative]  # same real runs
     assert shuffled[0].gain < informative[0].gain - 0.2, (shuffled, informative)
-    assert all(s.gain <= i.gain for s, i in zip(shuffled, informative))
-    assert min(p.gain for p in shuffled) < 0  # with uniform label noise, all 60 real images still win at 100%
+    assert all(s.gain <= i.gain for s, i in zip(shuffled, informative))  # at 100% the 60 real images still win
 
 
-def test_the_figures_are_deterministic_for_a_seed(informative):
+def test_the_figures_are_deterministic_for_a_seed_and_n_nests(informative):
     assert augmentation_utility(CFG, REAL, INFORMATIVE) == informative
+    three = CFG.model_copy(update={"utility": CFG.utility.model_copy(update={"fractions": (0.05, 0.2, 1.0)})})
+    points = augmentation_utility(three, REAL, INFORMATIVE)
+    assert [p.real_count for p in points] == [3, 12, 60] and [points[0], points[2]] == informative
 
 
 def test_n_is_a_rounded_share_of_train_and_at_least_one():
