@@ -1,0 +1,68 @@
+"""The sample stage on a two-node Ray cluster (two raylets on loopback): the same bytes as one local
+worker, spread over both nodes, and a lost node costs nothing."""
+import hashlib
+import threading
+import time
+
+import polars as pl
+import pytest
+
+from synthgen.shards import read_manifest
+from tests.test_sample_stage import run_flow, write_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+SHARDS = {"num_images": 16, "images_per_shard": 2}  # 8 shards: enough for both nodes to take several
+
+
+def file_hashes(folder) -> dict[str, str]:
+    """sha256 of every shard and of metadata.parquet: what must not depend on where the shards ran."""
+    files = [*sorted(folder.glob("*.tar")), folder / "metadata.parquet"]
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+@pytest.fixture(scope="module")
+def one_worker(models_dir, tmp_path_factory, prefect_harness):
+    """The reference: one local worker, shard after shard."""
+    folder = tmp_path_factory.mktemp("one-worker")
+    run_flow(write_params(folder, **SHARDS, max_workers=1), models_dir, folder / "out")
+    return file_hashes(folder / "out")
+
+
+def ray_params(tmp_path, cluster) -> str:
+    return write_params(tmp_path, **SHARDS, task_runner="ray", ray_address=cluster.address)
+
+
+def test_two_nodes_write_the_same_bytes_as_one_worker(ray_cluster, one_worker, models_dir, tmp_path):
+    out = tmp_path / "out"
+    run_flow(ray_params(tmp_path, ray_cluster), models_dir, out)
+    assert file_hashes(out) == one_worker
+    nodes = {s["name"]: s["ray_node"] for s in read_manifest(out)["shards"]}
+    ids = ray_cluster.node_ids()
+    assert set(nodes.values()) == {ids["head"], ids["node2"]}, nodes
+
+
+def kill_when_shards_done(node, out, count: int, timeout: float = 300) -> threading.Thread:
+    """Kill `node` (its raylet, agents and workers) once `count` shard receipts exist in `out`."""
+    def watch():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(list((out / "_progress").glob("*.json"))) < count:
+            time.sleep(0.05)
+        node.kill()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_losing_a_node_part_way_loses_and_duplicates_nothing(ray_cluster, one_worker, models_dir, tmp_path):
+    out = tmp_path / "out"
+    node2 = next(n for n in ray_cluster.nodes if n.name == "node2")
+    watcher = kill_when_shards_done(node2, out, count=2)
+    run_flow(ray_params(tmp_path, ray_cluster), models_dir, out)
+    watcher.join()
+    assert not node2.alive()
+    assert file_hashes(out) == one_worker
+    keys = pl.read_parquet(out / "metadata.parquet")["key"]
+    assert keys.n_unique() == keys.len() == SHARDS["num_images"]
+    assert read_manifest(out)["num_shards"] == 8
