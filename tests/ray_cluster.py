@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-# A loopback test cluster: no token authentication (Ray 2.60 turns it on for `ray start`), no usage stats.
-CLUSTER_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+# A loopback test cluster: no token authentication (Ray 2.60 turns it on for `ray start`), no usage stats, and
+# worker nodes allowed even where flows/ray_runner.py set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 in this process.
+CLUSTER_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 RAY_START = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())", "start"]
 
 
@@ -144,7 +145,7 @@ def ray_cluster():
     """A Ray head (1 CPU) and a second node (1 CPU, resource `node2`) on loopback; killed afterwards."""
     pytest.importorskip("ray")
     # Unix socket paths must stay short: a system temp dir, not pytest's long tmp_path.
-    root = Path(tempfile.mkdtemp(prefix="ray-"))
+    root = Path(tempfile.mkdtemp(prefix="synthgen-ray-"))
     cluster = RayCluster(root)
     try:
         cluster.start_node("head", head=True)
