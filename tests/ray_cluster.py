@@ -70,6 +70,12 @@ def session_pids(temp_dir: Path) -> list[int]:
     return pids
 
 
+def node_ip(index: int) -> str:
+    """Each node its own loopback address, from 127.0.0.2 on: Ray swaps 127.0.0.1 for the host's public
+    address (and binds there), but keeps any other address of the loopback range."""
+    return f"127.0.0.{2 + index}"
+
+
 @dataclass
 class RayCluster:
     """A head node on loopback plus worker nodes; `address` is what `ray.init` and `sample.ray_address` take."""
@@ -80,7 +86,7 @@ class RayCluster:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{node_ip(0)}:{self.port}"
 
     def start_node(self, name: str, resources: dict[str, float] | None = None, head: bool = False) -> RayNode:
         """Start one node with 1 CPU (and `resources`) and wait until the cluster counts it."""
@@ -91,7 +97,7 @@ class RayCluster:
         # Every port explicit and free: the defaults (10001, 8265, 52365, ...) clash with any other Ray on the host.
         ports = [*head_ports, "--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
                  "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
-        cmd = [*RAY_START, "--block", *where, "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+        cmd = [*RAY_START, "--block", *where, "--node-ip-address", node_ip(len(self.nodes)), "--num-cpus", "1",
                "--resources", json.dumps(resources or {}), "--temp-dir", str(temp_dir), "--disable-usage-stats",
                *[arg for flag in ports for arg in (flag, str(free_port()))]]
         log = self.root / f"{name}.log"
