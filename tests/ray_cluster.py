@@ -6,8 +6,10 @@ its own temp dir, so that one node can be killed alone and nothing is left runni
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,11 +47,11 @@ class RayNode:
 
     def kill(self, sig: int = signal.SIGKILL, wait: float = 10) -> None:
         """Kill this node's processes: its process group, then any stray process that names its temp dir."""
-        for pid in [self.process.pid, *session_pids(self.temp_dir)]:
-            try:
-                os.killpg(pid, sig) if pid == self.process.pid else os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        for pid in session_pids(self.temp_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         try:
             self.process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
@@ -71,7 +73,7 @@ def session_pids(temp_dir: Path) -> list[int]:
 
 
 def node_ip(index: int) -> str:
-    """Each node its own loopback address, from 127.0.0.2 on: Ray swaps 127.0.0.1 for the host's public
+    """Each node its own loopback address, from 127.0.0.2 on: Ray swaps 127.0.0.1 for the host's network
     address (and binds there), but keeps any other address of the loopback range."""
     return f"127.0.0.{2 + index}"
 
@@ -110,31 +112,30 @@ class RayCluster:
         return node
 
     def wait_for(self, count: int, node: RayNode, timeout: float = 180) -> None:
-        """Block until `count` nodes are alive in the cluster (asked from a short-lived driver-less client)."""
+        """Block until `count` nodes are alive in the cluster."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not node.alive():
                 raise RuntimeError(f"ray node {node.name} exited: {node.log.read_text()[-2000:]}")
-            if self.alive_nodes() >= count:
+            if len(self.alive_nodes()) >= count:
                 return
             time.sleep(1)
         raise TimeoutError(f"ray node {node.name} did not join in {timeout}s: {node.log.read_text()[-2000:]}")
 
-    def alive_nodes(self) -> int:
-        probe = "import ray; ray.init(address=%r, log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
-        result = subprocess.run([sys.executable, "-c", probe % self.address], capture_output=True, text=True,
-                                timeout=120, env={**os.environ, **CLUSTER_ENV})
-        return int(result.stdout.split()[-1]) if result.returncode == 0 and result.stdout.split() else 0
-
-    def node_ids(self) -> dict[str, str]:
-        """Node id by node name (`head`, or the custom resource a worker node was started with)."""
+    def alive_nodes(self) -> dict[str, list[str]]:
+        """Resource names by node id of the live nodes, asked by a short-lived driver; {} while none answers."""
         probe = ("import json, ray; ray.init(address=%r, log_to_driver=False); "
                  "print(json.dumps({n['NodeID']: sorted(n['Resources']) for n in ray.nodes() if n['Alive']}))")
         result = subprocess.run([sys.executable, "-c", probe % self.address], capture_output=True, text=True,
-                                timeout=120, check=True, env={**os.environ, **CLUSTER_ENV})
+                                timeout=120, env={**os.environ, **CLUSTER_ENV})
+        return json.loads(result.stdout.splitlines()[-1]) if result.returncode == 0 and result.stdout.strip() else {}
+
+    def node_ids(self) -> dict[str, str]:
+        """Node id by node name (`head`, or the custom resource a worker node was started with)."""
+        names = {n.name for n in self.nodes}
         ids = {}
-        for node_id, resources in json.loads(result.stdout.splitlines()[-1]).items():
-            custom = [r for r in resources if r in {n.name for n in self.nodes}]
+        for node_id, resources in self.alive_nodes().items():
+            custom = [r for r in resources if r in names]
             ids[custom[0] if custom else "head"] = node_id
         return ids
 
@@ -159,4 +160,4 @@ def ray_cluster():
         yield cluster
     finally:
         cluster.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
