@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from flows import PIPELINE_PACKAGES
 from tests.test_releases import write_release
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +34,10 @@ print(json.dumps({"samples": len(samples), "rows": rows, "pipeline_present": pre
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pipeline_distributions() -> set[str]:
+    return {canonical(Requirement(r).name) for r in PROJECT["optional-dependencies"]["pipeline"]}
 
 
 def core_distributions() -> set[str]:
@@ -83,16 +86,15 @@ def run_isolated(python: Path, *args: str, cwd: Path) -> subprocess.CompletedPro
 
 
 def test_core_distributions_leave_out_the_pipeline():
-    pipeline = {canonical(Requirement(r).name) for r in PROJECT["optional-dependencies"]["pipeline"]}
-    assert pipeline >= {"prefect", "prefect-ray", "ray", "dvc", "typer", "fastapi"}
-    assert core_distributions().isdisjoint(pipeline)
+    assert pipeline_distributions() >= {"prefect", "prefect-ray", "ray", "dvc", "typer", "fastapi"}
+    assert core_distributions().isdisjoint(pipeline_distributions())
     assert {"torch", "webdataset", "polars", "pyarrow"} <= core_distributions()
 
 
 @pytest.mark.slow
 def test_bare_core_venv_reads_a_release_without_the_pipeline(core_venv, tmp_path):
     write_release(tmp_path / "releases", "2026-11-21", n=6)
-    script = READ_RELEASE % sorted(PIPELINE_PACKAGES)
+    script = READ_RELEASE % sorted(name.replace("-", "_") for name in pipeline_distributions())  # import names
     result = run_isolated(core_venv, "-c", script, str(tmp_path / "releases"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.splitlines()[-1]) == {"samples": 6, "rows": 6, "pipeline_present": []}
@@ -100,7 +102,7 @@ def test_bare_core_venv_reads_a_release_without_the_pipeline(core_venv, tmp_path
 
 @pytest.mark.slow
 def test_synthgen_command_without_the_pipeline_says_what_to_install(core_venv, tmp_path):
-    result = run_isolated(core_venv, "-c", "import flows; flows.main()", "--help", cwd=tmp_path)
+    result = run_isolated(core_venv, "-c", "from flows.cli import main; main()", "--help", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "synthgen: the command line needs the pipeline (typer is not installed): pip install 'synthgen[pipeline]'"]
+        "synthgen: the command line needs the pipeline: pip install 'synthgen[pipeline]'"]
