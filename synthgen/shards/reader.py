@@ -16,14 +16,15 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from synthgen.shards.manifest import METADATA, read_manifest
+from synthgen.shards.manifest import METADATA, ShardStoreError, read_manifest
+from synthgen.storage import join, open_store
 
 DECODERS = ("torch", "numpy", "pil", "raw")
 
 
-def shard_paths(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    return [folder / s["name"] for s in read_manifest(folder)["shards"]]
+def shard_paths(folder: str | Path) -> list[str]:
+    """The shards the manifest lists, as local paths or URLs."""
+    return [join(folder, s["name"]) for s in read_manifest(folder)["shards"]]
 
 
 def load_metadata(folder: str | Path):
@@ -31,13 +32,28 @@ def load_metadata(folder: str | Path):
     import polars as pl
 
     read_manifest(folder)
-    return pl.scan_parquet(Path(folder) / METADATA)
+    store = open_store(folder)
+    if store.is_local:
+        return pl.scan_parquet(store.path(METADATA))
+    return pl.read_parquet(store.read_bytes(METADATA)).lazy()
+
+
+def shard_streams(folder: str | Path, names: list[str]) -> Iterator[dict[str, Any]]:
+    """Open each named shard of `folder` in turn, as webdataset's tar expander expects (`url`, `stream`)."""
+    store = open_store(folder)
+    for name in names:
+        try:
+            stream = store.open(name)
+        except FileNotFoundError:
+            raise ShardStoreError(f"{store.url(name)} is listed in the manifest but missing") from None
+        with stream:
+            yield {"url": store.url(name), "stream": stream}
 
 
 def _select(folder: Path, where) -> tuple[list[str], set[str] | None]:
     """Shard names to open, and the keys to keep (None: all keys of those shards)."""
     if where is None:
-        return [p.name for p in shard_paths(folder)], None
+        return [s["name"] for s in read_manifest(folder)["shards"]], None
     rows = load_metadata(folder).filter(where).select("key", "shard").collect()
     shards = sorted(set(rows["shard"].to_list()))
     return shards, set(rows["key"].to_list())
@@ -73,7 +89,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
                  batch_size: int | None = None, decode: str = "torch", buffer: int = 1000):
         if decode not in DECODERS:
             raise ValueError(f"decode={decode!r}: choose one of {DECODERS}")
-        self.folder = Path(folder)
+        self.folder = folder
         self.shards, self.keys = _select(self.folder, where)
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.batch_size, self.decode, self.buffer = batch_size, decode, buffer
@@ -90,11 +106,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
         return _partition(shards, *_rank_world(), worker, workers)
 
     def _samples(self) -> Iterator[dict[str, Any]]:
-        urls = [str(self.folder / s) for s in self._my_shards()]
-        if not urls:
-            return
-        pipeline = wds.WebDataset(urls, shardshuffle=False, nodesplitter=None,
-                                  workersplitter=None, empty_check=False)
+        pipeline = wds.tariterators.group_by_keys(
+            wds.tariterators.tar_file_expander(shard_streams(self.folder, self._my_shards())))
         for raw in pipeline:
             if self.keys is not None and raw["__key__"] not in self.keys:
                 continue

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from synthgen.atomic import atomic_write_bytes, canonical_json
+from synthgen.atomic import canonical_json
 from synthgen.config import params_hash, resolved
 from synthgen.config.params import Params
 from synthgen.config.sample import SampleConfig
@@ -27,6 +27,7 @@ from synthgen.shards import finish_dataset
 from synthgen.shards.keys import shard_glob, shard_pattern
 from synthgen.shards.progress import resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
+from synthgen.storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, A
     manifest = finish_dataset(folder, entries, config=config, extra={
         "run": run, "class_names": class_names, "class_counts": per_class, "status": "generated",
     })
-    atomic_write_bytes(SyntheticLayout(Path(folder)).card, dataset_card(manifest).encode())
+    open_store(folder).put_atomic(SyntheticLayout.CARD, dataset_card(manifest).encode())
     return manifest
 
 
@@ -106,7 +107,7 @@ diffusion_sha256, autoencoder_sha256, config_hash.
 
 ```python
 import synthgen, polars as pl
-ds = synthgen.open_dataset("{Path(run.get('out', '.')).as_posix()}", where=pl.col("label") == 0, batch_size=64)
+ds = synthgen.open_dataset("{run.get('out', '.')}", where=pl.col("label") == 0, batch_size=64)
 ```
 
 or with plain webdataset: `webdataset.WebDataset(sorted(glob.glob("{shard_glob(SyntheticLayout.PREFIX)}"))).decode("rgb")`,
@@ -127,9 +128,9 @@ def one_by_one(job: ShardJob, indices: list[int]) -> Iterable[dict[str, Any]]:
 ShardMapper = Callable[[ShardJob, list[int]], Iterable[dict[str, Any]]]
 
 
-def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
+def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = None,
         map_shards: ShardMapper = one_by_one) -> dict[str, Any]:
-    """The stage: `sample.num_images` images into shards in `out`, resuming a crashed run. `seed` overrides
+    """The stage: `sample.num_images` images into shards in `out` (a folder or an fsspec URL), resuming a crashed run. `seed` overrides
     `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in parallel, say)."""
     started = datetime.now(timezone.utc).isoformat()
     cfg = params.sample
@@ -141,7 +142,7 @@ def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
     todo, done = pending_shards(out, plan, key)
     log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
              len(todo))
-    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, Path(out))
+    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out)
     entries = [*done.values(), *map_shards(job, todo)]
     run_facts = {
         "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
