@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from synthgen.atomic import sha256_file
 from synthgen.errors import SynthgenError
 from synthgen.metrics.specs import INSPECT_METRICS
 from synthgen.releases.consumer import is_releases_root
 from synthgen.releases.index import METRICS_FILE, gate_verdict, get_release, read_index
 from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest, verify_dataset
+from synthgen.storage import Store, is_url, join, open_store, split_location
 
 QUALITY = "quality.parquet"
 GENERATION_COLUMNS = ("sampler", "steps", "eta", "guidance_scale")  # per-sample metadata written by `sample`
@@ -34,13 +34,14 @@ class InspectError(SynthgenError):
 def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | None = None) -> dict[str, Any]:
     """Summarise a dataset folder or release (`manifest.json`) or a releases root (`index.parquet`).
 
-    `verify` re-hashes every shard against the manifest (reads every byte); `metrics_file` names a
-    metrics.json kept elsewhere (default: the folder's own, if any).
+    `path` may be an fsspec URL of a dataset folder. `verify` re-hashes every shard against the
+    manifest (reads every byte); `metrics_file` names a metrics.json kept elsewhere (default: the
+    folder's own, if any).
     """
-    path = Path(path)
-    if is_releases_root(path):
+    path = path if is_url(path) else Path(path)
+    if not is_url(path) and is_releases_root(path):
         return summarise_releases(path)
-    if (path / MANIFEST).is_file():
+    if open_store(path).exists(MANIFEST):
         try:
             return summarise_dataset(path, verify, metrics_file)
         except ShardStoreError as e:
@@ -59,11 +60,12 @@ def summarise_releases(root: Path) -> dict[str, Any]:
     }
 
 
-def summarise_dataset(folder: Path, verify: bool = True, metrics_file: str | Path | None = None) -> dict[str, Any]:
-    manifest = read_manifest(folder)
-    metadata = _read_columns(folder / METADATA, ("label", "class_name", *IMAGE_COLUMNS, *GENERATION_COLUMNS))
-    release = get_release(folder.parent, folder.name) if is_releases_root(folder.parent) else None
-    verdict = gate_verdict(folder)
+def summarise_dataset(folder: Path | str, verify: bool = True, metrics_file: str | Path | None = None) -> dict[str, Any]:
+    manifest, store = read_manifest(folder), open_store(folder)
+    metadata = _read_columns(store, METADATA, ("label", "class_name", *IMAGE_COLUMNS, *GENERATION_COLUMNS))
+    local = not is_url(folder)  # releases (their index and gate files) live on a local disk
+    release = get_release(folder.parent, folder.name) if local and is_releases_root(folder.parent) else None
+    verdict = gate_verdict(folder) if local else None
     return {
         "kind": "release" if release else "dataset",
         "path": str(folder),
@@ -76,22 +78,22 @@ def summarise_dataset(folder: Path, verify: bool = True, metrics_file: str | Pat
         "images": image_counts(metadata),
         "generation": {c: value_counts(metadata, c) for c in GENERATION_COLUMNS if c in metadata.column_names},
         "gate": {"status": verdict[0], "reasons": verdict[1]} if verdict else None,
-        "metrics": flat_metrics(Path(metrics_file) if metrics_file else folder / METRICS_FILE),
-        "quality": _parquet_shape(folder / QUALITY),
+        "metrics": flat_metrics(metrics_file or join(folder, METRICS_FILE)),
+        "quality": _parquet_shape(join(folder, QUALITY)),
     }
 
 
-def verification(folder: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+def verification(folder: Path | str, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Shards and metadata.parquet re-hashed against the sha256 recorded in the manifest."""
     bad = verify_dataset(folder)
-    metadata_ok = sha256_file(folder / METADATA) == manifest["metadata"]["sha256"]
+    metadata_ok = open_store(folder).sha256(METADATA) == manifest["metadata"]["sha256"]
     return {"ok": not bad and metadata_ok, "checked_shards": manifest["num_shards"], "bad_shards": bad,
             "metadata_ok": metadata_ok}
 
 
-def _read_columns(path: Path, wanted: tuple[str, ...]) -> pa.Table:
-    present = set(pq.read_schema(path).names)
-    return pq.read_table(path, columns=[c for c in wanted if c in present])
+def _read_columns(store: Store, name: str, wanted: tuple[str, ...]) -> pa.Table:
+    table = pq.read_table(pa.BufferReader(store.read_bytes(name)))
+    return table.select([c for c in wanted if c in table.column_names])
 
 
 def class_counts(metadata: pa.Table) -> dict[str, int]:
@@ -113,9 +115,10 @@ def image_counts(metadata: pa.Table) -> dict[str, dict[str, int]]:
     return {"format": value_counts(metadata, "format"), "size": value_counts(pa.table({"size": size}), "size")}
 
 
-def flat_metrics(path: Path) -> dict[str, Any]:
+def flat_metrics(path: str | Path) -> dict[str, Any]:
     """metrics.json flattened to dotted keys (`a.b`), numbers and strings only; empty if absent."""
-    if not path.is_file():
+    store, name = split_location(path)
+    if not store.exists(name):
         return {}
     flat: dict[str, Any] = {}
 
@@ -126,14 +129,15 @@ def flat_metrics(path: Path) -> dict[str, Any]:
         elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
             flat[prefix] = value
 
-    walk("", json.loads(path.read_text()))
+    walk("", json.loads(store.read_bytes(name)))
     return flat
 
 
-def _parquet_shape(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
+def _parquet_shape(path: str | Path) -> dict[str, Any] | None:
+    store, name = split_location(path)
+    if not store.exists(name):
         return None
-    meta = pq.read_metadata(path)
+    meta = pq.read_metadata(pa.BufferReader(store.read_bytes(name)))
     return {"rows": meta.num_rows, "columns": meta.schema.to_arrow_schema().names}
 
 

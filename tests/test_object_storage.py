@@ -1,0 +1,152 @@
+"""Object storage end to end, on a real S3 API on loopback (moto's server, `tests/s3_server.py`)."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fsspec
+import polars as pl
+import pytest
+
+import synthgen
+from synthgen.inspect import summarise
+from synthgen.shards import ShardStoreError, read_manifest, verify_dataset
+from synthgen.shards.manifest import require_intact
+from synthgen.storage import StorageError, open_store
+from tests.s3_server import BUCKET, free_port
+from tests.test_shards import write_dataset
+from tests.test_sample_stage import run_flow, shard_hashes, write_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def objects(url: str) -> dict[str, bytes]:
+    """Every object under `url` by relative name, with its bytes."""
+    fs, root = fsspec.filesystem("s3"), url.removeprefix("s3://")
+    fs.invalidate_cache()
+    return {p[len(root) + 1:]: fs.cat_file(p) for p in fs.find(root)}
+
+
+def local_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_shards_on_s3_are_byte_identical_to_local_and_read_back(s3_url, tmp_path):
+    write_dataset(tmp_path / "local")
+    write_dataset(s3_url)
+    assert objects(s3_url) == local_files(tmp_path / "local")
+    assert verify_dataset(s3_url) == []
+    samples = list(synthgen.open_dataset(s3_url, where=pl.col("label") == 1, decode="raw"))
+    assert sorted(s["key"] for s in samples) == ["img-0001", "img-0004", "img-0007"]
+    assert synthgen.load_metadata(s3_url).select(pl.len()).collect().item() == 10
+
+
+def test_readers_trust_only_what_the_manifest_lists(s3_url):
+    write_dataset(s3_url)
+    store = open_store(s3_url)
+    store.put_atomic("train-000009.tar", store.read_bytes("train-000000.tar"))  # a crashed run's orphan
+    keys = [s["key"] for s in synthgen.open_dataset(s3_url, decode="raw")]
+    assert len(keys) == len(set(keys)) == 10
+
+
+def test_missing_or_changed_object_is_a_one_line_error(s3_url):
+    write_dataset(s3_url)
+    store = open_store(s3_url)
+    data = store.read_bytes("train-000001.tar")
+    store.put_atomic("train-000001.tar", data[:700] + bytes([data[700] ^ 1]) + data[701:])
+    with pytest.raises(ShardStoreError, match=r"train-000001\.tar \(listed in manifest\.json\) does not match"):
+        require_intact(s3_url)
+    store.remove("train-000002.tar")
+    assert verify_dataset(s3_url) == ["train-000001.tar", "train-000002.tar"]
+    with pytest.raises(ShardStoreError, match=r"train-000002\.tar is listed in the manifest but missing"):
+        list(synthgen.open_dataset(s3_url, decode="raw"))
+
+
+def test_bad_urls_are_one_line_errors(s3_server):
+    with pytest.raises(StorageError, match="bucket 'no-such-bucket' does not exist"):
+        read_manifest("s3://no-such-bucket/data")
+    with pytest.raises(StorageError, match="unknown storage scheme nope://"):
+        open_store("nope://x/y")
+    try:
+        import gcsfs  # noqa: F401
+    except ImportError:
+        with pytest.raises(StorageError, match="gs:// scheme needs an fsspec package"):
+            open_store("gs://bucket/data")
+
+
+def cli(*args, env=None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env={**os.environ, **(env or {}),
+                            "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_unreachable_endpoint_is_a_one_line_error(s3_server):
+    closed = f"http://127.0.0.1:{free_port()}"
+    proc = cli("inspect", f"s3://{BUCKET}/data", env={"AWS_ENDPOINT_URL": closed, "AWS_MAX_ATTEMPTS": "1"})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.strip().count("\n") == 0 and "cannot reach the storage endpoint" in err, err
+
+
+def test_inspect_reads_a_dataset_on_s3(s3_url):
+    write_dataset(s3_url)
+    summary = summarise(s3_url)
+    assert summary["num_samples"] == 10 and summary["verification"]["ok"]
+    assert summary["classes"] == {"class0": 4, "class1": 3, "class2": 3}
+
+
+@pytest.fixture(scope="module")
+def local_run(models_dir, tmp_path_factory, prefect_harness):
+    """The sample stage run to a local folder: the bytes every S3 run must reproduce."""
+    folder = tmp_path_factory.mktemp("local")
+    run_flow(write_params(folder, num_images=15, images_per_shard=3), models_dir, folder / "out")
+    return folder / "out"
+
+
+def test_sample_stage_writes_to_s3_and_open_dataset_reads_it(local_run, models_dir, s3_url, tmp_path):
+    run_flow(write_params(tmp_path, num_images=15, images_per_shard=3), models_dir, s3_url)
+    assert shard_hashes(s3_url) == shard_hashes(local_run)
+    got = objects(s3_url)
+    assert {k: v for k, v in got.items() if k.endswith((".tar", ".parquet"))} == \
+        {k: v for k, v in local_files(local_run).items() if k.endswith((".tar", ".parquet"))}
+    assert len(list(synthgen.open_dataset(s3_url, batch_size=4))) == 4
+
+
+def wait_for_object(url: str, name: str, proc: subprocess.Popen, timeout_s: float = 300) -> None:
+    fs, path = fsspec.filesystem("s3"), f"{url.removeprefix('s3://')}/{name}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        fs.invalidate_cache()
+        if fs.exists(path):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never appeared (run exited with {proc.poll()}): {proc.stderr.read()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_dir, s3_url, tmp_path):
+    params = write_params(tmp_path, num_images=15, images_per_shard=3, max_workers=1)
+    args = ("sample", "--params", params, "--diffusion", str(models_dir[0]), "--autoencoder", str(models_dir[1]),
+            "--out", s3_url)
+    proc = cli(*args)
+    wait_for_object(s3_url, "_progress/synthetic-000000.tar.json", proc)
+    proc.kill()
+    proc.communicate()
+    assert "manifest.json" not in objects(s3_url), "the run finished before it was killed"
+    rerun = cli(*args)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err[-2000:]
+    manifest = read_manifest(s3_url)
+    assert manifest["run"]["resumed_shards"] >= 1
+    assert shard_hashes(s3_url) == shard_hashes(local_run)
+    names = set(objects(s3_url))
+    shards = {s["name"] for s in manifest["shards"]}
+    assert names == shards | {s["index"] for s in manifest["shards"]} | {f"_progress/{s}.json" for s in shards} | {
+        "metadata.parquet", "manifest.json", "README.md"}
+    keys = synthgen.load_metadata(s3_url).select("key").collect()["key"]
+    assert keys.n_unique() == keys.len() == 15
+    fs = fsspec.filesystem("s3")
+    modified = {p: fs.info(p)["LastModified"] for p in fs.find(s3_url.removeprefix("s3://"))}
+    manifest_time = modified.pop(f"{s3_url.removeprefix('s3://')}/manifest.json")
+    assert all(t <= manifest_time for t in modified.values())  # the commit point was written last
