@@ -6,7 +6,6 @@ the session's bucket.
 """
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -39,11 +38,11 @@ def wait_until_listening(port: int, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"moto_server did not listen on port {port} within {START_TIMEOUT_S}s")
 
 
-def s3_env(endpoint: str) -> dict[str, str]:
-    """What s3fs, botocore and DVC need to talk to the loopback server (and nothing real)."""
+def s3_env(endpoint: str, empty_file: Path) -> dict[str, str]:
+    """What s3fs, botocore and DVC need to talk to the loopback server (and to nothing real: no ~/.aws)."""
     return {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": str(empty_file), "AWS_SHARED_CREDENTIALS_FILE": str(empty_file),
     }
 
 
@@ -51,7 +50,9 @@ def s3_env(endpoint: str) -> dict[str, str]:
 def s3_server(tmp_path_factory):
     """The endpoint URL of a moto S3 server on 127.0.0.1 holding the bucket `BUCKET`; stopped after the session."""
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    folder = tmp_path_factory.mktemp("moto")
+    log, empty = folder / "moto.log", folder / "aws-config"
+    empty.touch()
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
                                  "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
@@ -60,7 +61,7 @@ def s3_server(tmp_path_factory):
         wait_until_listening(port, proc)
         with pytest.MonkeyPatch.context() as env:
             env.delenv("AWS_PROFILE", raising=False)
-            for name, value in s3_env(endpoint).items():
+            for name, value in s3_env(endpoint, empty).items():
                 env.setenv(name, value)
             import fsspec
 

@@ -1,5 +1,4 @@
 """Object storage end to end, on a real S3 API on loopback (moto's server, `tests/s3_server.py`)."""
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import polars as pl
 import pytest
 
 import synthgen
+from synthgen.generate.regenerate import regenerate
 from synthgen.inspect import summarise
 from synthgen.shards import ShardStoreError, read_manifest, verify_dataset
 from synthgen.shards.manifest import require_intact
@@ -76,16 +76,19 @@ def test_bad_urls_are_one_line_errors(s3_server):
             open_store("gs://bucket/data")
 
 
-def cli(*args, env=None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env={**os.environ, **(env or {}),
-                            "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+def cli(*args, log: Path, env=None) -> subprocess.Popen:
+    """`synthgen <args>` in a subprocess, its output going to the file `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)})
 
 
-def test_unreachable_endpoint_is_a_one_line_error(s3_server):
+def test_unreachable_endpoint_is_a_one_line_error(s3_server, tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
-    proc = cli("inspect", f"s3://{BUCKET}/data", env={"AWS_ENDPOINT_URL": closed, "AWS_MAX_ATTEMPTS": "1"})
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2
+    log = tmp_path / "inspect.log"
+    proc = cli("inspect", f"s3://{BUCKET}/data", log=log, env={"AWS_ENDPOINT_URL": closed, "AWS_MAX_ATTEMPTS": "1"})
+    assert proc.wait(timeout=120) == 2
+    err = log.read_text()
     assert err.strip().count("\n") == 0 and "cannot reach the storage endpoint" in err, err
 
 
@@ -111,9 +114,10 @@ def test_sample_stage_writes_to_s3_and_open_dataset_reads_it(local_run, models_d
     assert {k: v for k, v in got.items() if k.endswith((".tar", ".parquet"))} == \
         {k: v for k, v in local_files(local_run).items() if k.endswith((".tar", ".parquet"))}
     assert len(list(synthgen.open_dataset(s3_url, batch_size=4))) == 4
+    assert regenerate(s3_url, "synthetic-000000007", *models_dir).matches
 
 
-def wait_for_object(url: str, name: str, proc: subprocess.Popen, timeout_s: float = 300) -> None:
+def wait_for_object(url: str, name: str, proc: subprocess.Popen, log: Path, timeout_s: float = 300) -> None:
     fs, path = fsspec.filesystem("s3"), f"{url.removeprefix('s3://')}/{name}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
@@ -121,7 +125,8 @@ def wait_for_object(url: str, name: str, proc: subprocess.Popen, timeout_s: floa
         if fs.exists(path):
             return
         time.sleep(0.2)
-    raise AssertionError(f"{name} never appeared (run exited with {proc.poll()}): {proc.stderr.read()[-2000:]}")
+    proc.kill()
+    raise AssertionError(f"{name} never appeared (run exited with {proc.wait()}): {log.read_text()[-2000:]}")
 
 
 @pytest.mark.slow
@@ -129,14 +134,14 @@ def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_di
     params = write_params(tmp_path, num_images=15, images_per_shard=3, max_workers=1)
     args = ("sample", "--params", params, "--diffusion", str(models_dir[0]), "--autoencoder", str(models_dir[1]),
             "--out", s3_url)
-    proc = cli(*args)
-    wait_for_object(s3_url, "_progress/synthetic-000000.tar.json", proc)
+    log = tmp_path / "sample.log"
+    proc = cli(*args, log=log)
+    wait_for_object(s3_url, "_progress/synthetic-000000.tar.json", proc, log)
     proc.kill()
-    proc.communicate()
+    proc.wait()
     assert "manifest.json" not in objects(s3_url), "the run finished before it was killed"
-    rerun = cli(*args)
-    out, err = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, err[-2000:]
+    rerun = cli(*args, log=log)
+    assert rerun.wait(timeout=600) == 0, log.read_text()[-2000:]
     manifest = read_manifest(s3_url)
     assert manifest["run"]["resumed_shards"] >= 1
     assert shard_hashes(s3_url) == shard_hashes(local_run)
@@ -150,3 +155,30 @@ def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_di
     modified = {p: fs.info(p)["LastModified"] for p in fs.find(s3_url.removeprefix("s3://"))}
     manifest_time = modified.pop(f"{s3_url.removeprefix('s3://')}/manifest.json")
     assert all(t <= manifest_time for t in modified.values())  # the commit point was written last
+
+
+@pytest.mark.slow
+def test_dvc_remote_on_the_s3_endpoint_restores_models_in_a_fresh_clone(s3_server, s3_url, tmp_path):
+    """`dvc push` a model folder to the loopback S3 remote, then `dvc pull` it into a clone without the cache."""
+    from tests.dvc_repo import run
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"], ["git", "config", "user.name", "t"],
+                ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+        run(cmd, repo)
+    weights = repo / "models" / "diffusion" / "model.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(os.urandom(50_000))
+    run(["dvc", "add", "models"], repo)
+    run(["dvc", "remote", "add", "-d", "store", f"{s3_url}/dvc"], repo)
+    run(["dvc", "remote", "modify", "store", "endpointurl", s3_server], repo)
+    run(["dvc", "push"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "models"], repo)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "models").exists()
+    run(["dvc", "pull"], clone)
+    assert (clone / "models" / "diffusion" / "model.pt").read_bytes() == weights.read_bytes()
