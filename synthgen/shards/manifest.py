@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -27,8 +27,12 @@ class ShardStoreError(SynthgenError):
 
 
 def finish_dataset(folder: str | os.PathLike, shards: list[dict[str, Any]], config: dict[str, Any] | None = None,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Merge the shard indexes into `metadata.parquet`, then publish `manifest.json` (the commit point)."""
+                   extra: dict[str, Any] | None = None,
+                   files: Callable[[dict[str, Any]], dict[str, bytes]] | None = None) -> dict[str, Any]:
+    """Merge the shard indexes into `metadata.parquet`, then publish `manifest.json` (the commit point).
+
+    `files` makes more files from the manifest (a dataset card, say): they are published before it.
+    """
     store = open_store(folder)
     shards = sorted(shards, key=lambda s: s["name"])
     metadata = table_bytes(merge_indexes(pa.BufferReader(store.read_bytes(s["index"])) for s in shards))
@@ -42,6 +46,8 @@ def finish_dataset(folder: str | os.PathLike, shards: list[dict[str, Any]], conf
         "config": config or {},
         **(extra or {}),
     }
+    for name, data in (files(manifest) if files else {}).items():
+        store.put_atomic(name, data)
     store.put_atomic(MANIFEST, canonical_json(manifest).encode())
     return manifest
 

@@ -27,7 +27,6 @@ from synthgen.shards import finish_dataset
 from synthgen.shards.keys import shard_glob, shard_pattern
 from synthgen.shards.progress import resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
-from synthgen.storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +56,15 @@ def pending_shards(folder: str | Path, plan: SamplingPlan, key: str) -> tuple[li
 
 def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, Any]], class_names: list[str],
                config: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """Write metadata.parquet, manifest.json (with run facts) and the dataset card."""
+    """Write metadata.parquet, the dataset card and manifest.json (with run facts), the manifest last."""
     expected = {plan.shard(i).name for i in range(plan.num_shards)}
     got = {e["name"] for e in entries}
     if got != expected:
         raise RuntimeError(f"run incomplete: missing shards {sorted(expected - got)[:5]}")
     per_class = dict(zip(class_names, np.asarray(plan.class_counts).tolist()))
-    manifest = finish_dataset(folder, entries, config=config, extra={
+    return finish_dataset(folder, entries, config=config, extra={
         "run": run, "class_names": class_names, "class_counts": per_class, "status": "generated",
-    })
-    open_store(folder).put_atomic(SyntheticLayout.CARD, dataset_card(manifest).encode())
-    return manifest
+    }, files=lambda manifest: {SyntheticLayout.CARD: dataset_card(manifest).encode()})
 
 
 def dataset_card(manifest: dict[str, Any]) -> str:
@@ -130,8 +127,9 @@ ShardMapper = Callable[[ShardJob, list[int]], Iterable[dict[str, Any]]]
 
 def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = None,
         map_shards: ShardMapper = one_by_one) -> dict[str, Any]:
-    """The stage: `sample.num_images` images into shards in `out` (a folder or an fsspec URL), resuming a crashed run. `seed` overrides
-    `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in parallel, say)."""
+    """The stage: `sample.num_images` images into shards in `out` (a folder or an fsspec URL), resuming a crashed
+    run. `seed` overrides `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in
+    parallel, say)."""
     started = datetime.now(timezone.utc).isoformat()
     cfg = params.sample
     models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device)
