@@ -64,8 +64,8 @@ def _check_bucket(fs: fsspec.AbstractFileSystem, protocol: str, bucket: str, url
         raise StorageError(f"{url}: bucket {bucket!r} does not exist") from None
     except PermissionError:
         raise StorageError(f"{url}: access to bucket {bucket!r} denied; check your credentials") from None
-    except Exception as e:  # the filesystem's own connection errors (botocore, aiohttp, …)
-        raise StorageError(f"{url}: cannot reach the storage endpoint: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # the filesystem's own errors: no endpoint, no credentials (botocore, aiohttp, …)
+        raise StorageError(f"{url}: cannot access bucket {bucket!r}: {str(e).splitlines()[0]}") from None
     _checked_buckets.add((protocol, bucket))
 
 
@@ -154,7 +154,7 @@ class Store:
                 yield f
             return
         with tempfile.TemporaryDirectory(prefix="synthgen-upload-") as tmp:
-            local = Path(tmp) / name
+            local = Path(tmp) / "object"
             with open(local, "wb") as f:
                 yield f
             self.put_atomic(name, local)

@@ -43,6 +43,14 @@ def test_shards_on_s3_are_byte_identical_to_local_and_read_back(s3_url, tmp_path
     assert synthgen.load_metadata(s3_url).select(pl.len()).collect().item() == 10
 
 
+def test_any_fsspec_filesystem_works_without_extra_code(tmp_path):
+    write_dataset(tmp_path / "local")
+    write_dataset("memory://synthgen-test/ds")
+    assert verify_dataset("memory://synthgen-test/ds") == []
+    assert shard_hashes("memory://synthgen-test/ds") == shard_hashes(tmp_path / "local")
+    assert len(list(synthgen.open_dataset("memory://synthgen-test/ds", decode="raw"))) == 10
+
+
 def test_readers_trust_only_what_the_manifest_lists(s3_url):
     write_dataset(s3_url)
     store = open_store(s3_url)
@@ -89,7 +97,7 @@ def test_unreachable_endpoint_is_a_one_line_error(s3_server, tmp_path):
     proc = cli("inspect", f"s3://{BUCKET}/data", log=log, env={"AWS_ENDPOINT_URL": closed, "AWS_MAX_ATTEMPTS": "1"})
     assert proc.wait(timeout=120) == 2
     err = log.read_text()
-    assert err.strip().count("\n") == 0 and "cannot reach the storage endpoint" in err, err
+    assert err.strip().count("\n") == 0 and f"cannot access bucket '{BUCKET}': Could not connect" in err, err
 
 
 def test_inspect_reads_a_dataset_on_s3(s3_url):
