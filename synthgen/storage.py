@@ -98,6 +98,15 @@ class Store:
     def size(self, name: str) -> int:
         return self.fs.size(self.path(name))
 
+    def stat(self, name: str) -> tuple[int, str] | None:
+        """(size, a version that changes when the object is rewritten: mtime or ETag), or None if it is missing."""
+        try:
+            info = self.fs.info(self.path(name))
+        except FileNotFoundError:
+            return None
+        version = next((info[k] for k in ("mtime", "ETag", "LastModified", "created") if info.get(k)), "")
+        return info["size"], str(version)
+
     def read_bytes(self, name: str) -> bytes:
         return self.fs.cat_file(self.path(name))
 

@@ -62,32 +62,14 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def object_problem(store: Store, name: str, sha256: str, size: int | None = None) -> str | None:
-    """Why a listed object fails its manifest entry (missing, other size or sha256), or None if it is intact."""
-    if not store.exists(name):
-        return "is missing"
-    if (size is not None and store.size(name) != size) or store.sha256(name) != sha256:
-        return "does not match its sha256 in the manifest"
-    return None
-
-
 def verify_shard(folder: str | os.PathLike | Store, entry: dict[str, Any]) -> bool:
+    """True if the shard `entry` names is in `folder` with the size and sha256 it lists."""
     store = folder if isinstance(folder, Store) else open_store(folder)
-    return object_problem(store, entry["name"], entry["sha256"], entry["bytes"]) is None
+    name = entry["name"]
+    return store.exists(name) and store.size(name) == entry["bytes"] and store.sha256(name) == entry["sha256"]
 
 
 def verify_dataset(folder: str | os.PathLike) -> list[str]:
     """Names of the shards that are missing or whose sha256 does not match the manifest."""
     manifest, store = read_manifest(folder), open_store(folder)
     return [s["name"] for s in manifest["shards"] if not verify_shard(store, s)]
-
-
-def require_intact(folder: str | os.PathLike) -> dict[str, Any]:
-    """The manifest, once every object it lists is checked; the first bad one is a one-line `ShardStoreError`."""
-    manifest, store = read_manifest(folder), open_store(folder)
-    listed = [(s["name"], s["sha256"], s["bytes"]) for s in manifest["shards"]]
-    listed.append((manifest["metadata"]["name"], manifest["metadata"]["sha256"], None))
-    for name, sha256, size in listed:
-        if problem := object_problem(store, name, sha256, size):
-            raise ShardStoreError(f"{store.url(name)} (listed in {MANIFEST}) {problem}")
-    return manifest
