@@ -8,6 +8,7 @@ from pathlib import Path
 import fsspec
 import polars as pl
 import pytest
+import torch
 
 import synthgen
 from synthgen.generate.regenerate import regenerate
@@ -40,6 +41,10 @@ def test_shards_on_s3_are_byte_identical_to_local_and_read_back(s3_url, tmp_path
     samples = list(synthgen.open_dataset(s3_url, where=pl.col("label") == 1, decode="raw"))
     assert sorted(s["key"] for s in samples) == ["img-0001", "img-0004", "img-0007"]
     assert synthgen.load_metadata(s3_url).select(pl.len()).collect().item() == 10
+    # spawn: a Prefect server thread may be running in this process, and forking a threaded process is unsafe
+    loader = torch.utils.data.DataLoader(synthgen.open_dataset(s3_url, decode="raw"), batch_size=None, num_workers=2,
+                                         multiprocessing_context="spawn")
+    assert sorted(s["key"] for s in loader) == [f"img-{i:04d}" for i in range(10)]
 
 
 def test_any_fsspec_filesystem_works_without_extra_code(tmp_path):
