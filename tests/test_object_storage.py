@@ -1,5 +1,6 @@
 """Object storage end to end, on a real S3 API on loopback (moto's server, `tests/s3_server.py`)."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -89,10 +90,17 @@ def test_bad_urls_are_one_line_errors(s3_server):
 
 
 def cli(*args, log: Path, env=None) -> subprocess.Popen:
-    """`synthgen <args>` in a subprocess, its output going to the file `log`."""
+    """`synthgen <args>` in its own process group (with the Prefect server it starts), output to the file `log`."""
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)})
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
+                                start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen) -> int:
+    """SIGKILL the run and every process it started, as a lost machine would; its exit code."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait()
 
 
 def test_unreachable_endpoint_is_a_one_line_error(s3_server, tmp_path):
@@ -137,8 +145,10 @@ def wait_for_object(url: str, name: str, proc: subprocess.Popen, log: Path, time
         if fs.exists(path):
             return
         time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"{name} never appeared (run exited with {proc.wait()}): {log.read_text()[-2000:]}")
+    code = proc.poll()
+    if code is None:
+        kill_group(proc)
+    raise AssertionError(f"{name} never appeared (run exit code {code}): {log.read_text()[-2000:]}")
 
 
 @pytest.mark.slow
@@ -149,8 +159,7 @@ def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_di
     log = tmp_path / "sample.log"
     proc = cli(*args, log=log)
     wait_for_object(s3_url, "_progress/synthetic-000000.tar.json", proc, log)
-    proc.kill()
-    proc.wait()
+    kill_group(proc)
     assert "manifest.json" not in objects(s3_url), "the run finished before it was killed"
     rerun = cli(*args, log=log)
     assert rerun.wait(timeout=600) == 0, log.read_text()[-2000:]
