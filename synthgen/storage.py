@@ -1,4 +1,4 @@
-"""One storage layer for dataset folders: a local path or an fsspec URL (`s3://bucket/prefix`, `gs://…`, `memory://…`).
+"""One storage layer for dataset folders: a local path or an fsspec URL (`s3://bucket/prefix`, `memory://…`).
 
 `open_store(location)` gives a `Store`: objects are named relative to its root. Reads go through
 fsspec everywhere. Writes are atomic: on a local disk a temporary sibling is renamed over the
@@ -46,7 +46,8 @@ def _filesystem(protocol: str, url: str) -> fsspec.AbstractFileSystem:
     try:
         return fsspec.filesystem(protocol)
     except ImportError as e:
-        raise StorageError(f"{url}: the {protocol}:// scheme needs an fsspec package that is not installed ({e})") from None
+        raise StorageError(f"{url}: the {protocol}:// scheme needs an fsspec package that is not installed ({e})") \
+            from None
     except ValueError:
         raise StorageError(f"{url}: unknown storage scheme {protocol}://") from None
 

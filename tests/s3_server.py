@@ -42,7 +42,8 @@ def s3_env(endpoint: str, empty_file: Path) -> dict[str, str]:
     """What s3fs, botocore and DVC need to talk to the loopback server (and to nothing real: no ~/.aws)."""
     return {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": str(empty_file), "AWS_SHARED_CREDENTIALS_FILE": str(empty_file),
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": str(empty_file), "AWS_SHARED_CREDENTIALS_FILE": str(empty_file),
     }
 
 

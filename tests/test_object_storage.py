@@ -185,8 +185,8 @@ def test_dvc_remote_on_the_s3_endpoint_restores_models_in_a_fresh_clone(s3_serve
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"], ["git", "config", "user.name", "t"],
-                ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
+                ["git", "config", "user.name", "t"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         run(cmd, repo)
     weights = repo / "models" / "diffusion" / "model.pt"
     weights.parent.mkdir(parents=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,10 +24,12 @@ from synthgen.config.sample import SampleConfig
 from synthgen.generate.models import load_models
 from synthgen.generate.plan import SamplingPlan, class_counts_for
 from synthgen.generate.shard_sampler import Provenance, ShardJob
+from synthgen.outputs import claim
 from synthgen.shards import finish_dataset
 from synthgen.shards.keys import shard_glob, shard_pattern
 from synthgen.shards.progress import resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
+from synthgen.storage import is_url
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,11 @@ def one_by_one(job: ShardJob, indices: list[int]) -> Iterable[dict[str, Any]]:
 ShardMapper = Callable[[ShardJob, list[int]], Iterable[dict[str, Any]]]
 
 
+def output_claim(out: str | Path, key: str) -> AbstractContextManager:
+    """Own a local `out` for this run (`synthgen.outputs`); a bucket has no marker or lock to take."""
+    return nullcontext() if is_url(out) else claim(out, "sample", run_key=key)
+
+
 def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = None,
         map_shards: ShardMapper = one_by_one) -> dict[str, Any]:
     """The stage: `sample.num_images` images into shards in `out` (a folder or an fsspec URL), resuming a crashed
@@ -137,16 +145,17 @@ def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = N
     plan = build_plan(cfg, class_names, seed)
     key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
-    todo, done = pending_shards(out, plan, key)
-    log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
-             len(todo))
-    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out)
-    entries = [*done.values(), *map_shards(job, todo)]
-    run_facts = {
-        "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
-        "host": socket.gethostname(), "task_runner": cfg.task_runner, "resumed_shards": len(done),
-        "diffusion_sha256": provenance.diffusion_sha256, "autoencoder_sha256": provenance.autoencoder_sha256,
-        "config_hash": key, "params_hash": params_hash(params), "out": str(out),
-    }
-    manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts)
-    return {"num_samples": manifest["num_samples"], "num_shards": manifest["num_shards"], "out": str(out)}
+    with output_claim(out, key):
+        todo, done = pending_shards(out, plan, key)
+        log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
+                 len(todo))
+        job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out)
+        entries = [*done.values(), *map_shards(job, todo)]
+        run_facts = {
+            "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
+            "host": socket.gethostname(), "task_runner": cfg.task_runner, "resumed_shards": len(done),
+            "diffusion_sha256": provenance.diffusion_sha256, "autoencoder_sha256": provenance.autoencoder_sha256,
+            "config_hash": key, "params_hash": params_hash(params), "out": str(out),
+        }
+        manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts)
+        return {"num_samples": manifest["num_samples"], "num_shards": manifest["num_shards"], "out": str(out)}
