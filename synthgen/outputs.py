@@ -1,8 +1,8 @@
 """Outputs are owned: a stage writes only into a folder it made, or one that carries its marker, one writer at a time.
 
 When a stage writes a folder it leaves `.synthgen-output.json` there: its kind (the stage), the run
-key of the run that wrote it (for stages that have one) and when. Before any work, `claim` refuses
-with one line:
+key of the run that wrote it (for stages that have one), and nothing time-dependent, so a rerun's
+outputs stay byte-identical. Before any work, `claim` refuses with one line:
 - a release (a releases root or anything under it, or a folder marked as a release), whatever
   `--force` says: releases are written by the release job only;
 - a folder that holds anything but no marker (a user's folder, a split of `data/prepared`), or the
@@ -20,7 +20,6 @@ import json
 import os
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -111,8 +110,7 @@ def write_marker(folder: Path, kind: str, run_key: str | None) -> None:
     """Mark `folder` as `kind`'s output of run `run_key` (a marker that already says so is left alone)."""
     old = read_marker(folder) or {}
     if (old.get("kind"), old.get("run_key")) != (kind, run_key):
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        atomic_write_json(folder / MARKER, {"kind": kind, "run_key": run_key, "created_at": now})
+        atomic_write_json(folder / MARKER, {"kind": kind, "run_key": run_key})
 
 
 def torchrun_follower() -> bool:

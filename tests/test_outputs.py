@@ -65,7 +65,7 @@ def test_sampling_into_a_published_release_is_refused_even_with_force(models_dir
 def test_a_copy_of_a_release_elsewhere_is_still_a_release(models_dir, tmp_path):
     copy = tmp_path / "copy"
     write_dataset(copy)
-    atomic_write_json(copy / MARKER, {"kind": "release", "run_key": None, "created_at": "2026-11-21T02:00:00+00:00"})
+    atomic_write_json(copy / MARKER, {"kind": "release", "run_key": None})
     with replacing():
         assert_refused(lambda: sample_into(models_dir, tmp_path, copy), copy, "belongs to a release")
 
