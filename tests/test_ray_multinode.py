@@ -1,6 +1,5 @@
 """The sample stage on a two-node Ray cluster (two raylets on loopback): the same bytes as one local
-worker, spread over both nodes, and a lost node costs nothing."""
-import hashlib
+worker, spread over both nodes, on a shared folder or the loopback S3 server, and a lost node costs nothing."""
 import threading
 import time
 
@@ -8,6 +7,7 @@ import polars as pl
 import pytest
 
 from synthgen.shards import read_manifest
+from synthgen.storage import open_store
 from tests.test_sample_stage import run_flow, write_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -15,10 +15,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 SHARDS = {"num_images": 16, "images_per_shard": 2}  # 8 shards: enough for both nodes to take several
 
 
-def file_hashes(folder) -> dict[str, str]:
-    """sha256 of every shard and of metadata.parquet: what must not depend on where the shards ran."""
-    files = [*sorted(folder.glob("*.tar")), folder / "metadata.parquet"]
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+def file_hashes(location) -> dict[str, str]:
+    """sha256 of every shard and of metadata.parquet (in a folder or a bucket): what must not depend on
+    where the shards ran."""
+    store = open_store(location)
+    return {name: store.sha256(name) for name in [*store.list(".tar"), "metadata.parquet"]}
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,21 @@ def test_two_nodes_write_the_same_bytes_as_one_worker(ray_cluster, one_worker, m
     out = tmp_path / "out"
     run_flow(ray_params(tmp_path, ray_cluster), models_dir, out)
     assert file_hashes(out) == one_worker
-    nodes = {s["name"]: s["ray_node"] for s in read_manifest(out)["shards"]}
-    ids = ray_cluster.node_ids()
+    assert_both_nodes_worked(ray_cluster, out)
+
+
+def assert_both_nodes_worked(cluster, location) -> None:
+    nodes = {s["name"]: s["ray_node"] for s in read_manifest(location)["shards"]}
+    ids = cluster.node_ids()
     assert set(nodes.values()) == {ids["head"], ids["node2"]}, nodes
+
+
+def test_two_nodes_write_to_object_storage(s3_url, ray_cluster, one_worker, models_dir, tmp_path):
+    """Every node writes its shards to the loopback S3 server (the nodes inherit its endpoint and keys);
+    the driver then writes metadata and manifest there."""
+    run_flow(ray_params(tmp_path, ray_cluster), models_dir, s3_url)
+    assert file_hashes(s3_url) == one_worker
+    assert_both_nodes_worked(ray_cluster, s3_url)
 
 
 def kill_when_shards_done(node, out, count: int, timeout: float = 300) -> tuple[threading.Thread, list[int]]:
