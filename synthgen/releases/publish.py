@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from synthgen.atomic import atomic_write_bytes, atomic_write_json, sha256_file
+from synthgen.card import write_card
 from synthgen.releases.ids import release_id_for
 from synthgen.releases.index import ReleaseEntry, finish_release, get_release, record_release, utc_now
 from synthgen.releases.lock import release_lock
@@ -18,8 +19,8 @@ from synthgen.stages.layout import EvalLayout
 
 
 def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> None:
-    """Give an evaluated dataset its quality.parquet and, last, the gate verdict in its manifest
-    (`status`: published | rejected, `gate_reasons`). Files are replaced, never edited in place."""
+    """Give an evaluated dataset its quality.parquet, the gate verdict in its manifest (`status`: published |
+    rejected, `gate_reasons`) and a card that shows it. Files are replaced, never edited in place."""
     dataset, evaluation = EvalLayout(Path(dataset_dir)), EvalLayout(Path(evaluation_dir))
     if dataset.root.resolve() != evaluation.root.resolve():
         atomic_write_bytes(dataset.quality, evaluation.quality.read_bytes())
@@ -27,6 +28,7 @@ def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> Non
     manifest = read_manifest(dataset.root)
     manifest.update(status=verdict["status"], gate_reasons=verdict["reasons"])
     atomic_write_json(dataset.root / MANIFEST, manifest)
+    write_card(dataset.root)
 
 
 def copy_tree(source: Path, target: Path) -> None:

@@ -8,10 +8,8 @@ from typing import Any
 from synthgen.atomic import atomic_write_json, sha256_file
 from synthgen.errors import SynthgenError
 from synthgen.shards.index import merge_indexes, write_parquet
-
-MANIFEST = "manifest.json"
-METADATA = "metadata.parquet"
-FORMAT = "synthgen.shards/v1"
+from synthgen.shards.names import FORMAT, MANIFEST, METADATA, OLD_FORMATS, WIDS_INDEX
+from synthgen.shards.shardlist import write_shardlist
 
 
 class ShardStoreError(SynthgenError):
@@ -20,11 +18,13 @@ class ShardStoreError(SynthgenError):
 
 def finish_dataset(folder: str | Path, shards: list[dict[str, Any]], config: dict[str, Any] | None = None,
                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Merge the shard indexes into `metadata.parquet`, then publish `manifest.json`."""
+    """Merge the shard indexes into `metadata.parquet`, write the `shards.json` wids index, then publish
+    `manifest.json`. The metadata records `extra["class_names"]` if given, else the names its rows carry."""
     folder = Path(folder)
     shards = sorted(shards, key=lambda s: s["name"])
-    table = merge_indexes(folder / s["index"] for s in shards)
+    table = merge_indexes((folder / s["index"] for s in shards), (extra or {}).get("class_names"))
     write_parquet(folder / METADATA, table)
+    write_shardlist(folder / WIDS_INDEX, shards)
     manifest = {
         "format": FORMAT,
         "num_samples": sum(s["count"] for s in shards),
@@ -43,8 +43,12 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ShardStoreError(f"{folder} is not a finished dataset: {MANIFEST} is missing")
     manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ShardStoreError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    found = manifest.get("format")
+    if found in OLD_FORMATS:
+        raise ShardStoreError(f"{folder} is a {found} dataset, an older layout; this synthgen reads {FORMAT}: "
+                              "make it again (synthgen sample) or read it with the synthgen that wrote it")
+    if found != FORMAT:
+        raise ShardStoreError(f"{path} has format {found!r}, expected {FORMAT!r}")
     return manifest
 
 

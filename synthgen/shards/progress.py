@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from synthgen.atomic import atomic_write_json, remove_leftovers
-from synthgen.shards.manifest import MANIFEST, METADATA, verify_shard
-
-PROGRESS = "_progress"
+from synthgen.shards.manifest import verify_shard
+from synthgen.shards.names import INDEX_DIR, MANIFEST, METADATA, PROGRESS, WIDS_INDEX, shard_index_name
 
 
 def receipt_path(folder: Path, shard_name: str) -> Path:
@@ -44,10 +43,10 @@ def resume_state(folder: str | Path, run_key: str) -> dict[str, dict[str, Any]]:
     """
     folder = Path(folder)
     (folder / PROGRESS).mkdir(parents=True, exist_ok=True)
-    for name in (MANIFEST, METADATA):
+    for name in (MANIFEST, METADATA, WIDS_INDEX):
         (folder / name).unlink(missing_ok=True)
-    remove_leftovers(folder)
-    remove_leftovers(folder / PROGRESS)
+    for sub in (folder, folder / PROGRESS, folder / INDEX_DIR):
+        remove_leftovers(sub)
     done: dict[str, dict[str, Any]] = {}
     for path in sorted((folder / PROGRESS).glob("*.json")):
         entry = _valid_receipt(folder, path, run_key)
@@ -58,5 +57,5 @@ def resume_state(folder: str | Path, run_key: str) -> dict[str, dict[str, Any]]:
     for shard in folder.glob("*.tar"):
         if shard.name not in done:  # published but never receipted, or from another run: remake it
             shard.unlink()
-            shard.with_suffix(".parquet").unlink(missing_ok=True)
+            (folder / shard_index_name(shard.name)).unlink(missing_ok=True)
     return done

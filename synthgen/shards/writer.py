@@ -1,8 +1,9 @@
 """Write WebDataset shards (named by `synthgen.shards.keys.shard_name`) plus a Parquet index per shard.
 
 A sample is `<key>.<format>` (the encoded image), `<key>.cls` (the integer label) and
-`<key>.json` (its metadata row). A shard is published by renaming its finished temporary file,
-after its index: a `.tar` under its final name is always complete.
+`<key>.json` (its metadata row, of the declared schema). A shard is published by renaming its
+finished temporary file, after its index (`synthgen.shards.names.shard_index_name`): a `.tar`
+under its final name is always complete.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from synthgen.atomic import atomic_open, sha256_bytes
 from synthgen.shards.index import rows_to_table, write_parquet
 from synthgen.shards.keys import check_key, shard_name
 from synthgen.shards.manifest import finish_dataset
+from synthgen.shards.names import shard_index_name
+from synthgen.shards.schema import complete_row
 from synthgen.shards.tar import HashingWriter, add_member, open_tar
 
 IMAGE_FORMATS = ("png", "webp", "jpg")
@@ -43,12 +46,13 @@ def sample_row(sample: ShardSample, shard: str, position: int) -> dict[str, Any]
     clash = row.keys() & sample.meta.keys()
     if clash:
         raise ValueError(f"sample meta may not override base columns: {sorted(clash)}")
-    return row | sample.meta
+    return complete_row(row | sample.meta)
 
 
 def write_shard(path: str | Path, samples: Iterable[ShardSample]) -> dict[str, Any]:
     """Write one complete shard and its index atomically; return its manifest entry."""
     path = Path(path)
+    index = shard_index_name(path.name)
     rows: list[dict] = []
     with atomic_open(path) as f:
         sink = HashingWriter(f)
@@ -66,10 +70,10 @@ def write_shard(path: str | Path, samples: Iterable[ShardSample]) -> dict[str, A
         if len({r["key"] for r in rows}) != len(rows):
             raise ValueError(f"duplicate keys in shard {path.name}")
         # The index is published first: a visible .tar always has its index beside it.
-        write_parquet(path.with_suffix(".parquet"), rows_to_table(rows))
+        write_parquet(path.parent / index, rows_to_table(rows))
     return {
         "name": path.name,
-        "index": path.with_suffix(".parquet").name,
+        "index": index,
         "count": len(rows),
         "bytes": sink.bytes,
         "sha256": sink.hexdigest(),
