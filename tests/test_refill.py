@@ -22,6 +22,7 @@ from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.shards import manifest as manifest_module
+from synthgen.shards.schema import read_class_names
 from synthgen.stages.sample import build_plan, finish_run, run_key
 from tests.tiny_models import CLASS_NAMES, write_tiny_models
 
@@ -123,6 +124,16 @@ def test_manifest_records_the_round_and_the_dataset_verifies(original, reference
     assert manifest["refill"]["criteria"] == ["near_duplicate"] and manifest["status"] == "generated"
     assert not (reference / "quality.parquet").exists() and not (reference / "__refill__").exists()
     assert "## Refill" in (reference / "README.md").read_text()
+
+
+def test_refill_leaves_one_schema_in_every_shard_index(reference):
+    """Rewritten and untouched shards alike: the same columns and types, no null refill_round."""
+    merged = pq.read_schema(reference / "metadata.parquet").remove_metadata()
+    for shard in read_manifest(reference)["shards"]:
+        index = pq.read_table(reference / shard["index"])
+        assert index.schema.remove_metadata() == merged, shard["name"]
+        assert index["refill_round"].null_count == 0
+    assert read_class_names(pq.read_schema(reference / "metadata.parquet")) == CLASS_NAMES
 
 
 def test_a_replacement_can_be_regenerated_from_its_row(reference, models_dir):
