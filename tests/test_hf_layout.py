@@ -140,3 +140,12 @@ def test_wids_gives_random_access_to_a_release(release, tmp_path, monkeypatch):
         got = ds[i]
         assert got["__key__"] == rows[i]["key"]
         assert json.loads(got[".json"].read())["label"] == rows[i]["label"]
+
+
+def test_a_license_that_is_not_an_id_is_one_line(tmp_path):
+    from synthgen.config import ConfigError
+
+    (tmp_path / "params.yaml").write_text("sample: {license: 'CC BY 4.0'}\n")
+    with pytest.raises(ConfigError, match="sample.license") as error:
+        load_params(tmp_path / "params.yaml")
+    assert "\n" not in str(error.value)
