@@ -45,7 +45,6 @@ from synthgen.stages.sample import run_key
 
 log = logging.getLogger(__name__)
 
-REFILL_DIR = REFILL
 CRITERIA = ("near_duplicate", "misclassified")
 ROUND_COLUMN, REPLACES_COLUMN = "refill_round", "replaces"
 DATASET_FIELDS = ("format", "num_samples", "num_shards", "shards", "metadata", "config")  # finish_dataset writes them
@@ -114,7 +113,7 @@ def round_stem(round: int) -> str:
 
 
 def plan_path(folder: Path, round: int) -> Path:
-    return folder / REFILL_DIR / f"{round_stem(round)}.json"
+    return folder / REFILL / f"{round_stem(round)}.json"
 
 
 def global_index(key: str) -> int:
@@ -206,7 +205,7 @@ def shard_samples(tar_path: Path) -> dict[str, ShardSample]:
 def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg: SampleConfig,
                   class_names: list[str]) -> Path:
     """Generate the round's replacements with the sample stage's code into `__refill__/round-NNN.tar` (once)."""
-    path = folder / REFILL_DIR / f"{round_stem(plan.round)}.tar"
+    path = folder / REFILL / f"{round_stem(plan.round)}.tar"
     wanted = [r.key for r in plan.replacements]
     if path.is_file() and shard_index(path).is_file():
         if pq.read_table(shard_index(path), columns=["key"])["key"].to_pylist() == wanted:
@@ -253,8 +252,8 @@ def tidy(folder: Path) -> None:
 
 def clear_staging(folder: Path) -> None:
     """Remove every journal and staging shard (of a committed round, or of a plan that no longer applies)."""
-    if (folder / REFILL_DIR).is_dir():
-        shutil.rmtree(folder / REFILL_DIR)
+    if (folder / REFILL).is_dir():
+        shutil.rmtree(folder / REFILL)
 
 
 # ---- the round -------------------------------------------------------------------------------
@@ -272,10 +271,10 @@ class RefillProgress:
 
 def pending_plan(folder: Path) -> RefillPlan | None:
     """The journalled plan that starts from the committed manifest, if a crashed round left one."""
-    if not (folder / MANIFEST).is_file() or not (folder / REFILL_DIR).is_dir():
+    if not (folder / MANIFEST).is_file() or not (folder / REFILL).is_dir():
         return None
     sha = sha256_file(folder / MANIFEST)
-    for path in sorted((folder / REFILL_DIR).glob("round-*.json")):
+    for path in sorted((folder / REFILL).glob("round-*.json")):
         plan = RefillPlan.from_json(json.loads(path.read_text()))
         if plan.base_manifest_sha256 == sha:
             return plan
@@ -310,7 +309,7 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
                 "num_samples": manifest["num_samples"], "rounds": done, "resumed": True}
     if round != done + 1:
         raise SynthgenError(f"refill round {round} of {folder} needs round {round - 1} first ({done} done)")
-    for sub in (folder, folder / INDEX_DIR, folder / REFILL_DIR, folder / REFILL_DIR / INDEX_DIR):
+    for sub in (folder, folder / INDEX_DIR, folder / REFILL, folder / REFILL / INDEX_DIR):
         remove_leftovers(sub)
     plan, resumed = resume_or_plan(folder, manifest, flagged_keys, models, sample_cfg, seed, round, criteria)
     if plan is None:

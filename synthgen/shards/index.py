@@ -14,18 +14,16 @@ import pyarrow.parquet as pq
 from synthgen.atomic import atomic_write_bytes
 from synthgen.shards.schema import class_names_of, complete_row, file_metadata, schema_for
 
-BASE_SCHEMA = schema_for(())  # the columns every row has
 
-
-def rows_to_table(rows: list[dict], class_names: list[str | None] | None = None) -> pa.Table:
-    """Rows (completed with their groups' defaults) as a table of the declared schema, with its file metadata;
-    the class names default to those the rows name."""
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    """Rows (completed with their groups' defaults) as a table of the declared schema, carrying the file
+    metadata with the class names the rows name."""
     rows = [complete_row(r) for r in rows]
     schema = schema_for(rows[0] if rows else ())
     if any(r.keys() != rows[0].keys() for r in rows):
         raise ValueError("rows of one table must carry the same column groups")
     table = pa.Table.from_pylist(rows, schema=schema)
-    return with_class_names(table, class_names)
+    return with_class_names(table)
 
 
 def with_class_names(table: pa.Table, class_names: list[str | None] | None = None) -> pa.Table:
@@ -49,5 +47,5 @@ def merge_indexes(paths: Iterable[Path], class_names: list[str | None] | None = 
     """The shard indexes as one table (they must share one schema), carrying the file metadata."""
     tables = [pq.read_table(p).replace_schema_metadata(None) for p in paths]
     if not tables:
-        return with_class_names(BASE_SCHEMA.empty_table(), class_names or [])
+        return with_class_names(schema_for(()).empty_table(), class_names or [])
     return with_class_names(pa.concat_tables(tables), class_names)
