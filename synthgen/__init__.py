@@ -9,7 +9,7 @@ __all__ = ["open_dataset", "load_metadata", "__version__"]
 def open_dataset(path, where=None, release: str | None = None, **kwargs):
     """Samples of a dataset folder, or of a release when `path` is a releases root (the newest
     published one, or `release`). See `synthgen.shards.open_dataset` for `where`, `shuffle`,
-    `seed`, `batch_size` and `decode`."""
+    `seed`, `batch_size`, `decode`, `rank`, `world_size`, `drop_last` and `verify`."""
     from synthgen.releases.consumer import resolve_dataset_path
     from synthgen.shards import open_dataset as open_folder
 

@@ -80,6 +80,9 @@ PURPOSES: dict[str, Purpose] = {
     "sample/sampler_noise": Purpose((), lambda root: (2 * root + 1) % SEED_MODULUS),  # root: the sample's seed
     # releases; root: params' sample.seed
     "release/seed": Purpose(("release_id",), lambda root, release: sha256_path("release", root, release)),
+    # the consumer's reader; root: open_dataset's seed
+    "reader/shard_order": Purpose(("epoch",), lambda root, epoch: sha256_path("reader", "shard_order", root, epoch)),
+    "reader/sample_buffer": Purpose(("epoch", "rank", "worker"), lambda root, *ix: sha256_path("reader", "buffer", root, *ix)),
 }
 
 

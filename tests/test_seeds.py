@@ -38,6 +38,9 @@ LEGACY = {
     ("sample/x_T", ()): (0, 14, 246913578),
     ("sample/sampler_noise", ()): (1, 15, 246913579),
     ("release/seed", ("2026-11-21",)): (7726073539771753988, 5670132337363254168, 2673393756915877794),
+    # added after the table: their first values
+    ("reader/shard_order", (2,)): (9032687881165099841, 2586028044493852411, 6141740521407549651),
+    ("reader/sample_buffer", (2, 1, 3)): (1723419290002077111, 7717897610661049508, 4341750577060743777),
 }
 # purposes that inherited one derivation from hand-numbered streams: equal seeds for equal roots
 LEGACY_SHARED = {

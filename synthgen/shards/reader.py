@@ -1,24 +1,33 @@
-"""Read shard datasets: metadata as polars, samples through the `webdataset` library.
+"""Read shard datasets: metadata as polars, samples streamed from the WebDataset tar shards.
 
-`open_dataset` opens only the shards that hold matching rows, and splits those shards across
-DataLoader workers and DDP ranks, so each sample is seen once per epoch.
+`open_dataset` selects rows of `metadata.parquet`, then each DDP rank and DataLoader worker streams
+only the shards (or parts of shards) that hold its rows (`synthgen.shards.split` says which), skipping
+other members without decoding them. Each shard is checked against the manifest's size and sha256 before
+any of its samples is served, unless `verify=False`.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 import json
+import os
 import random
+import tarfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
-import webdataset as wds
 from PIL import Image
 
-from synthgen.shards.manifest import METADATA, read_manifest
+from synthgen.seeds import derive_seed
+from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest
+from synthgen.shards.split import RankSplit, Row, batch_count, epoch_order, worker_range
 
 DECODERS = ("torch", "numpy", "pil", "raw")
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each shard hashed once per process
 
 
 def shard_paths(folder: str | Path) -> list[Path]:
@@ -34,13 +43,94 @@ def load_metadata(folder: str | Path):
     return pl.scan_parquet(Path(folder) / METADATA)
 
 
-def _select(folder: Path, where) -> tuple[list[str], set[str] | None]:
-    """Shard names to open, and the keys to keep (None: all keys of those shards)."""
+def _open(folder: Path, name: str) -> BinaryIO:
+    """The byte stream of one file of a dataset folder: the one place the reader opens data."""
+    return open(folder / name, "rb")
+
+
+def _stat(folder: Path, name: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of one file of a dataset folder, or None if it is missing."""
+    try:
+        st = os.stat(folder / name)
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _sha256(folder: Path, name: str, stat: tuple[int, int]) -> str:
+    cache_key = (str(folder / name), *stat)
+    if cache_key not in _HASHES:
+        with _open(folder, name) as f:
+            _HASHES[cache_key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _HASHES[cache_key]
+
+
+def check_file(folder: Path, name: str, size: int | None, sha256: str) -> None:
+    """Raise ShardStoreError unless `folder/name` has the size and sha256 the manifest lists."""
+    stat = _stat(folder, name)
+    where = f"{name} in {folder}"
+    if stat is None:
+        raise ShardStoreError(f"{where} is listed in {MANIFEST} but missing; restore the dataset")
+    if size is not None and stat[0] != size:
+        raise ShardStoreError(f"{where} is {stat[0]} bytes, {MANIFEST} lists {size}: it is truncated or replaced; "
+                              f"restore the dataset")
+    if _sha256(folder, name, stat) != sha256:
+        raise ShardStoreError(f"{where} fails its sha256 check against {MANIFEST}: it was modified; restore the dataset")
+
+
+def _selected_rows(folder: Path, manifest: dict, where, verify: bool) -> list[Row]:
+    """(shard, key) of every metadata row matching `where`, in manifest order."""
+    if verify and "metadata" in manifest:
+        check_file(folder, METADATA, None, manifest["metadata"]["sha256"])
     if where is None:
-        return [p.name for p in shard_paths(folder)], None
-    rows = load_metadata(folder).filter(where).select("key", "shard").collect()
-    shards = sorted(set(rows["shard"].to_list()))
-    return shards, set(rows["key"].to_list())
+        with _open(folder, METADATA) as f:
+            table = pq.read_table(f, columns=["shard", "index", "key"])
+    else:
+        table = load_metadata(folder).filter(where).select("shard", "index", "key").collect().to_arrow()
+    table = table.sort_by([("shard", "ascending"), ("index", "ascending")])
+    rows = list(zip(table["shard"].to_pylist(), table["key"].to_pylist()))
+    listed = {s["name"] for s in manifest["shards"]}
+    unlisted = {shard for shard, _ in rows} - listed
+    if unlisted:
+        raise ShardStoreError(f"{folder / METADATA} names shards that {MANIFEST} does not list: {sorted(unlisted)[:3]}")
+    return rows
+
+
+def resolve_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit arguments, else an initialised torch.distributed, else `RANK`/`WORLD_SIZE`, else (0, 1)."""
+    if rank is None or world_size is None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            found = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        else:
+            found = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        rank = found[0] if rank is None else rank
+        world_size = found[1] if world_size is None else world_size
+    return rank, world_size
+
+
+def _members(stream: BinaryIO, wanted: set[str], name: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) of the wanted samples of a tar stream, in order; stops once all are read.
+
+    Members of other samples are skipped without being read into memory.
+    """
+    left, key, fields = set(wanted), None, {}
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                member_key, _, extension = member.name.partition(".")
+                if member_key != key:
+                    if fields:
+                        yield key, fields
+                        left.discard(key)
+                    if not left:
+                        return
+                    key, fields = member_key, {}
+                if member_key in left and member.isfile():
+                    fields[extension] = tar.extractfile(member).read()
+    except tarfile.TarError as e:
+        raise ShardStoreError(f"{name} is not a whole tar ({e}): it is truncated or damaged; restore the dataset") from None
+    if fields:
+        yield key, fields
 
 
 def _decode_image(data: bytes, how: str):
@@ -55,59 +145,81 @@ def _decode_image(data: bytes, how: str):
     return pixels if how == "numpy" else torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
-def _partition(items: list, rank: int, world: int, worker: int, workers: int) -> list:
-    """Every (rank, worker) pair takes its own stride of the list."""
-    return items[rank * workers + worker:: world * workers]
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+def _shared_epoch() -> torch.Tensor:
+    """An epoch counter in shared memory: DataLoader workers, persistent ones too, see `set_epoch`."""
+    return torch.zeros((), dtype=torch.int64).share_memory_()
 
 
 class ShardDataset(torch.utils.data.IterableDataset):
-    """Iterate samples `{"key", "image", "label", "meta"}` (or batches of them) from chosen shards."""
+    """Iterate samples `{"key", "image", "label", "meta"}` (or batches of them) of one DDP rank.
+
+    See `open_dataset` for the arguments; `len()` is the number of samples (or batches) per rank and epoch.
+    """
 
     def __init__(self, folder: str | Path, where=None, shuffle: bool = False, seed: int = 0,
-                 batch_size: int | None = None, decode: str = "torch", buffer: int = 1000):
+                 batch_size: int | None = None, decode: str = "torch", buffer: int = 1000,
+                 rank: int | None = None, world_size: int | None = None, drop_last: bool = False,
+                 verify: bool = True):
         if decode not in DECODERS:
             raise ValueError(f"decode={decode!r}: choose one of {DECODERS}")
-        self.folder = Path(folder)
-        self.shards, self.keys = _select(self.folder, where)
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: give a positive size, or None for single samples")
+        self.folder, self.verify = Path(folder), verify
+        manifest = read_manifest(self.folder)
+        self.entries = {s["name"]: s for s in manifest["shards"]}
+        self.rows = _selected_rows(self.folder, manifest, where, verify)
+        self.shards = list(dict.fromkeys(shard for shard, _ in self.rows))
+        self.split = RankSplit(*resolve_rank_world(rank, world_size), drop_last)
+        self.shuffle, self.seed, self._epoch = shuffle, seed, _shared_epoch()
         self.batch_size, self.decode, self.buffer = batch_size, decode, buffer
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Shuffle the next pass with (seed, epoch); call it before iterating the DataLoader."""
+        self._epoch.fill_(epoch)
 
-    def _my_shards(self) -> list[str]:
-        shards = list(self.shards)
-        if self.shuffle:
-            random.Random(f"{self.seed}-{self.epoch}").shuffle(shards)
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        return _partition(shards, *_rank_world(), worker, workers)
+    def __len__(self) -> int:
+        return batch_count(self.split.count(len(self.rows)), self.batch_size)
 
-    def _samples(self) -> Iterator[dict[str, Any]]:
-        urls = [str(self.folder / s) for s in self._my_shards()]
-        if not urls:
-            return
-        pipeline = wds.WebDataset(urls, shardshuffle=False, nodesplitter=None,
-                                  workersplitter=None, empty_check=False)
-        for raw in pipeline:
-            if self.keys is not None and raw["__key__"] not in self.keys:
-                continue
-            meta = json.loads(raw["json"])
-            yield {
-                "key": raw["__key__"],
-                "image": _decode_image(raw[meta["format"]], self.decode),
-                "label": int(raw["cls"]),
-                "meta": meta,
-            }
+    def _my_rows(self, worker: int, workers: int) -> list[Row]:
+        block = self.split.block(epoch_order(self.rows, self.shuffle, self.seed, self.epoch))
+        return [block[i] for i in worker_range(len(block), self.batch_size or 1, worker, workers)]
 
-    def _shuffled(self, samples: Iterator[dict]) -> Iterator[dict]:
-        rng, pool = random.Random(f"{self.seed}-{self.epoch}-samples"), []
+    def _read_shard(self, shard: str, keys: list[str]) -> Iterator[dict[str, Any]]:
+        """The samples `keys` of one shard, in its order, after checking the shard if `verify`."""
+        entry = self.entries[shard]
+        if self.verify:
+            check_file(self.folder, shard, entry["bytes"], entry["sha256"])
+        found = 0
+        with _open(self.folder, shard) as stream:
+            for key, fields in _members(stream, set(keys), f"{shard} in {self.folder}"):
+                found += 1
+                yield self._sample(shard, key, fields)
+        if found < len(keys):
+            raise ShardStoreError(f"{shard} in {self.folder} ends before {len(keys) - found} of its listed "
+                                  f"samples: it is truncated; restore the dataset")
+
+    def _sample(self, shard: str, key: str, fields: dict[str, bytes]) -> dict[str, Any]:
+        try:
+            meta = json.loads(fields["json"])
+            image, label = fields[meta["format"]], int(fields["cls"])
+        except (KeyError, ValueError) as e:
+            raise ShardStoreError(f"{shard} in {self.folder}: sample {key} is incomplete or malformed "
+                                  f"(missing or bad {e}); restore the dataset") from None
+        if meta.get("label", label) != label:
+            raise ShardStoreError(f"{shard} in {self.folder}: sample {key} has label {label} in its .cls but "
+                                  f"{meta['label']} in its .json; restore the dataset")
+        return {"key": key, "image": _decode_image(image, self.decode), "label": label, "meta": meta}
+
+    def _samples(self, rows: list[Row]) -> Iterator[dict[str, Any]]:
+        for shard, run in itertools.groupby(rows, key=lambda row: row[0]):
+            yield from self._read_shard(shard, [key for _, key in run])
+
+    def _shuffled(self, samples: Iterable[dict], rng: random.Random) -> Iterator[dict]:
+        pool: list[dict] = []
         for s in samples:
             pool.append(s)
             if len(pool) >= self.buffer:
@@ -116,19 +228,16 @@ class ShardDataset(torch.utils.data.IterableDataset):
         yield from pool
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        samples = self._samples()
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        samples = self._samples(self._my_rows(worker, workers))
         if self.shuffle:
-            samples = self._shuffled(samples)
+            seed = derive_seed(self.seed, "reader/sample_buffer", self.epoch, self.split.rank, worker)
+            samples = self._shuffled(samples, random.Random(seed))
         if self.batch_size is None:
             yield from samples
             return
-        batch: list[dict] = []
-        for s in samples:
-            batch.append(s)
-            if len(batch) == self.batch_size:
-                yield collate(batch)
-                batch = []
-        if batch:
+        while batch := list(itertools.islice(samples, self.batch_size)):
             yield collate(batch)
 
 
@@ -145,17 +254,29 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def open_dataset(folder: str | Path, where=None, shuffle: bool = False, seed: int = 0,
-                 batch_size: int | None = None, decode: str = "torch") -> ShardDataset:
-    """An iterable over the samples of a shard dataset matching the polars expression `where`.
+                 batch_size: int | None = None, decode: str = "torch", rank: int | None = None,
+                 world_size: int | None = None, drop_last: bool = False, verify: bool = True) -> ShardDataset:
+    """An iterable over one DDP rank's share of the samples matching the polars expression `where`.
 
-    Works directly or inside `torch.utils.data.DataLoader(ds, batch_size=None, num_workers=N)`.
+    Use it directly or in `torch.utils.data.DataLoader(ds, batch_size=None, num_workers=N)`; each
+    worker reads its own part. `rank` and `world_size` default to the initialised torch.distributed
+    group, else the `RANK`/`WORLD_SIZE` environment variables, else a single process; they are fixed
+    here, in the main process. Every rank yields `len(ds)` items per epoch: `drop_last=False` pads the
+    epoch to a multiple of the world size by repeating samples from its start (as DistributedSampler
+    does), `drop_last=True` drops the remainder. `shuffle` reorders shards and samples from
+    (`seed`, epoch): call `ds.set_epoch(epoch)` before each epoch. `verify=True` checks each shard's
+    size and sha256 against the manifest before serving it (once per process per file version: keep
+    `persistent_workers=True` to skip the rehash each epoch) and raises ShardStoreError naming a bad
+    shard; `verify=False` skips the check for speed, and damage is then reported only where it breaks
+    the tar or a sample.
     """
-    return ShardDataset(folder, where=where, shuffle=shuffle, seed=seed, batch_size=batch_size, decode=decode)
+    return ShardDataset(folder, where=where, shuffle=shuffle, seed=seed, batch_size=batch_size, decode=decode,
+                        rank=rank, world_size=world_size, drop_last=drop_last, verify=verify)
 
 
 def read_arrays(folder: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Every sample in manifest order as (uint8 pixels (N,H,W,3), int64 labels, keys)."""
-    samples = list(ShardDataset(folder, decode="numpy"))
+    """Every sample in manifest order, on any rank, as (uint8 pixels (N,H,W,3), int64 labels, keys)."""
+    samples = list(ShardDataset(folder, decode="numpy", rank=0, world_size=1))
     if not samples:
         raise ValueError(f"{folder} holds no samples")
     pixels = np.stack([s["image"] for s in samples])
