@@ -51,10 +51,7 @@ def front_matter(manifest: dict[str, Any], columns: Sequence[Column], class_name
     return {
         "configs": [{"config_name": "default", "default": True,
                      "data_files": [{"split": "train", "path": shard_glob(SyntheticLayout.PREFIX)}]}],
-        "dataset_info": {
-            "features": hf_features(sample.get("image_format", "png"), class_names, columns),
-            "splits": [{"name": "train", "num_examples": manifest["num_samples"]}],
-        },
+        "dataset_info": {"features": hf_features(sample.get("image_format", "png"), class_names, columns)},
         "license": sample.get("license", "other"),
         "tags": ["synthetic"],
         "task_categories": ["image-classification"],
