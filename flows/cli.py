@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib
 import inspect as signatures
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
 from synthgen.config import load_params
+from flows.user_errors import user_errors
 from synthgen.errors import SynthgenError
 from synthgen.stages.layout import FOLDERS
 
@@ -75,16 +75,6 @@ STAGES = (
 
 def folder_option(name: str, help: str | None = None):
     return typer.Option(FOLDERS[name].DEFAULT, help=help or FOLDER_HELP[name])
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn user-fixable errors into one line on stderr and exit code 2."""
-    try:
-        yield
-    except SynthgenError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
 
 
 def stage_flow(name: str) -> Callable:
@@ -155,9 +145,9 @@ def release(params: Params = Path("params.yaml"),
             dvc: bool = typer.Option(True, help="Refresh stale models with `dvc repro` first.")) -> None:
     """Make (or resume) the release of a date: new seed from the date, sample, evaluate, gate, index."""
     with user_errors():
-        load_params(params)  # a bad param stops here, before any work
+        loaded = load_params(params)  # a bad param stops here, before any work; the flow reuses them
         importlib.import_module("flows.release").release(params_path=str(params), run_date=date, releases=releases,
-                                                         use_dvc=dvc)
+                                                         use_dvc=dvc, params=loaded)
 
 
 @app.command()

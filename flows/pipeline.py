@@ -19,12 +19,13 @@ from synthgen.errors import SynthgenError
 from synthgen.releases.publish import publish_dataset
 from synthgen.stages.layout import EvalLayout, ReleasesLayout, SyntheticLayout
 from tasks.dvc import StageFailed, dvc_stage_task
+from tasks.retry import IO_RETRIES
 
 STAGE_NAMES = tuple(s.name for s in STAGES)
 EVAL = EvalLayout(Path(EvalLayout.DEFAULT))
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
 def publish_task(releases: str, synthetic: str, evaluation: str, phash: str) -> str:
     """Copy the evaluated dataset into an append-only release; return its id."""
     entry = publish_dataset(releases, synthetic, evaluation, datetime.now(timezone.utc).date(), phash)

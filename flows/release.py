@@ -15,13 +15,13 @@ from flows.artifacts import publish_summary
 from flows.evaluate import rejection
 from flows.sample import run_sample
 from synthgen.config import load_params
+from synthgen.config.params import Params
 from synthgen.releases import release_id_for
 from synthgen.seeds import derive_seed
 from synthgen.stages import release as stage
 from synthgen.stages.layout import (
     AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, ReleasesLayout, SweepLayout,
 )
-from synthgen.seeds import derive_seed
 from tasks.dvc import dvc_push_task, dvc_stage_task
 
 MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_classifier",
@@ -40,9 +40,10 @@ def run_date_of(explicit: str | None) -> date:
 
 @flow(name="release", log_prints=True)
 def release(params_path: str = "params.yaml", run_date: str | None = None, releases: str = ReleasesLayout.DEFAULT,
-            use_dvc: bool = True, push: bool = True) -> dict:
-    """Make (or resume) the release of `run_date`: sample with the date's seed, evaluate, gate, index."""
-    params = load_params(params_path)
+            use_dvc: bool = True, push: bool = True, params: Params | None = None) -> dict:
+    """Make (or resume) the release of `run_date`: sample with the date's seed, evaluate, gate, index.
+    `params` are those of `params_path` when the caller has loaded them already (the CLI reads the file once)."""
+    params = params or load_params(params_path)
     for model_stage in MODEL_STAGES if use_dvc else ():
         dvc_stage_task(model_stage)
     release_id = release_id_for(run_date_of(run_date))

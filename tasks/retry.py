@@ -1,15 +1,16 @@
-"""Retries belong at the I/O edge: retry a task only when it failed on I/O, never on the math."""
+"""Retries belong at the I/O edge: retry a task only when it failed on transient I/O, never on the math,
+a user's mistake (a SynthgenError), a full disk or quota, a permission or a missing path."""
 from prefect.states import State
+
+from synthgen.errors import is_transient
 
 
 def failed_on_io(task, task_run, state: State) -> bool:
-    """Retry condition: the task raised an OSError (disk full, network file system hiccup)."""
+    """Retry condition: the task raised an OSError that a retry may get past (a network file system hiccup)."""
     try:
         state.result()
-    except OSError:
-        return True
-    except Exception:
-        return False
+    except Exception as e:
+        return is_transient(e)
     return False
 
 

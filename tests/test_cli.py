@@ -58,6 +58,7 @@ def test_release_command_runs_the_release_flow_with_its_parameters(tmp_path, mon
     params.write_text("sample:\n  num_images: 10\n")
     result = runner.invoke(app, ["release", "--params", str(params), "--date", "2026-01-01", "--no-dvc"])
     assert result.exit_code == 0, result.output
+    assert calls.pop("params").sample.num_images == 10  # read once, by the command
     assert calls == {"params_path": str(params), "run_date": "2026-01-01", "releases": "releases", "use_dvc": False}
 
 

@@ -110,6 +110,33 @@ def test_crashed_release_resumes_its_own_release(project, monkeypatch):
     assert [e.release_id for e in read_index(folder / "releases")].count("2026-11-19") == 1
 
 
+def test_the_release_command_makes_a_release(project):
+    """`synthgen release` through the command line (it once failed binding its arguments to the flow)."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    folder, _ = project
+    with working_directory(folder):
+        result = CliRunner().invoke(app, ["release", "--no-dvc", "--date", "2026-11-16"])
+    assert result.exit_code == 0, result.output
+    assert {e.release_id: e.status for e in read_index(folder / "releases")}["2026-11-16"] == "published"
+    assert read_manifest(folder / "releases" / "2026-11-16")["num_samples"] == 24
+
+
+def test_the_release_command_refuses_a_locked_release_in_one_line(project):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    folder, _ = project
+    with working_directory(folder), release_lock(folder / "releases" / "2026-11-15"):
+        result = CliRunner().invoke(app, ["release", "--no-dvc", "--date", "2026-11-15"])
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith("error: ") and "locked" in line
+
+
 def test_a_second_run_on_the_same_release_is_refused(project):
     folder, _ = project
     with release_lock(folder / "releases" / "2026-11-18"):

@@ -2,11 +2,16 @@
 its field's default; `unkeyed` marks fields outside what identifies a run."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 UNKEYED = "unkeyed"  # json_schema_extra flag set by `unkeyed`
+MAX_TEXT = 4096  # characters of any string param (a path, an address): longer is a mistake, not a value
+MAX_NAME = 256  # characters of a name (a class)
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]  # a root seed: numpy and torch take it as an int64
 
 
 def unkeyed(default: Any, **constraints: Any) -> Any:
@@ -19,7 +24,7 @@ def unkeyed(default: Any, **constraints: Any) -> Any:
 class Section(BaseModel):
     """A block of `params.yaml`: unknown keys are errors, values are immutable once loaded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, str_max_length=MAX_TEXT)
 
     @model_validator(mode="before")
     @classmethod

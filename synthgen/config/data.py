@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from synthgen.config.base import Section
+from synthgen.config.base import Name, Section
 from synthgen.data.catalog import SOURCES
 from synthgen.data.sources import LocalFiles, path_exists
 
@@ -33,7 +33,7 @@ class DataCommon(Section):
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding inside the shards; png is lossless
     max_image_pixels: int = Field(64_000_000, ge=1, le=89_478_485)  # images with more pixels (width x height) are rejected as decompression bombs; at most Pillow's own limit
     min_image_size: int = Field(0, ge=0)  # images whose shorter side is below this are rejected; 0 keeps all
-    classes: tuple[str, ...] | None = Field(None, min_length=1)  # keep only these classes (labels renumbered in this order); None keeps all
+    classes: tuple[Name, ...] | None = Field(None, min_length=1, max_length=100_000)  # keep only these classes (labels renumbered in this order); None keeps all
 
     @field_validator("classes")
     @classmethod

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from synthgen.config.base import Section
+from synthgen.config.base import Section, Seed
 from synthgen.config.diffusion import SamplerName
 from synthgen.config.training import TrainConfig
 from synthgen.diffusion.samplers import SAMPLERS
@@ -91,7 +91,7 @@ class EvaluateConfig(Section):
     """How many samples to score, how each metric is estimated, and the gate."""
 
     num_samples: int = Field(1000, ge=16)  # generated images the metrics use (a seeded subset of a larger set); quality.parquet covers all
-    seed: int = Field(0, ge=0)  # seeds every random choice of the evaluate stage (measured subset, FD/KID/CAS subsets)
+    seed: Seed = 0  # seeds every random choice of the evaluate stage (measured subset, FD/KID/CAS subsets)
     batch_size: int = Field(256, ge=1)  # images per forward pass when extracting features
     distance_chunk: int = Field(1024, ge=16)  # rows per block of pairwise distances; bounds memory
     kid_subsets: int = Field(100, ge=1)  # random subsets averaged for KID (Binkowski et al. 2018)

@@ -1,6 +1,8 @@
 """`Params`: the whole `params.yaml`, one section per stage."""
 from __future__ import annotations
 
+from pydantic import model_validator
+
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.config.base import Section
 from synthgen.config.data import DataConfig
@@ -15,3 +17,13 @@ class Params(Section):
     diffusion: DiffusionConfig = DiffusionConfig()  # stage train_diffusion
     sample: SampleConfig = SampleConfig()  # stage sample
     evaluate: EvaluateConfig = EvaluateConfig()  # stages train_classifier, sweep_samplers and evaluate
+
+    @model_validator(mode="after")
+    def _resolution_fits_the_autoencoder(self) -> Params:
+        """Latents are `data.resolution / autoencoder.model.downsample` wide: checked now, not in train-ae."""
+        resolution, factor = self.data.resolution, self.autoencoder.model.downsample
+        if resolution % factor:
+            nearest = resolution - resolution % factor
+            raise ValueError(f"data.resolution = {resolution} must be divisible by autoencoder.model.downsample = "
+                             f"{factor}; try {nearest} or {nearest + factor}")
+        return self

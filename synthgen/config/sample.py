@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from synthgen.config.base import Section, unkeyed
+from synthgen.config.base import Name, Section, Seed, unkeyed
 from synthgen.config.diffusion import SamplerConfig
 
 
@@ -14,10 +14,10 @@ class SampleConfig(Section):
 
     num_images: int = Field(1000, ge=1, le=100_000_000)  # synthetic images in the dataset
     images_per_shard: int = Field(250, ge=1, le=100_000)  # samples per tar shard (and per task)
-    seed: int = Field(0, ge=0)  # with the global sample index, derives every sample's noise seed
+    seed: Seed = 0  # with the global sample index, derives every sample's noise seed
     class_mix: Literal["uniform", "weights", "counts"] = "uniform"  # how num_images splits over classes
-    class_weights: dict[str, float] | None = None  # class_mix=weights: class name -> relative weight
-    class_counts: dict[str, int] | None = None  # class_mix=counts: class name -> exact count (sum = num_images)
+    class_weights: dict[Name, float] | None = None  # class_mix=weights: class name -> relative weight
+    class_counts: dict[Name, int] | None = None  # class_mix=counts: class name -> exact count (sum = num_images)
     sampler: SamplerConfig = SamplerConfig()  # sampler, steps, eta and guidance scale
     batch_size: int = unkeyed(125, ge=1, le=65_536)  # images sampled together; never changes the bytes
     micro_batch: int = Field(64, ge=1, le=65_536)  # rows per network call (padded): fixes the numerics, so part of the bytes

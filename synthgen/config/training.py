@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from synthgen.config.base import Section
+from synthgen.config.base import Section, Seed
 
 
 class TrainConfig(Section):
@@ -24,7 +24,7 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(1000, ge=1)  # steps between checkpoints (one is always written at the end)
     keep_checkpoints: int = Field(2, ge=1, le=1000)  # newest checkpoints kept; older ones are deleted
     log_every: int = Field(50, ge=1)  # steps per metrics row (values are means over those steps)
-    seed: int = Field(0, ge=0)  # seeds batch order, noise and weight init of the stage
+    seed: Seed = 0  # seeds batch order, noise and weight init of the stage
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     cpu_threads: int = Field(0, ge=0, le=1024)  # torch intra-op threads; 0 = torch's default (use 1 on a busy shared CPU)
     bf16: bool = True  # bf16 autocast on CUDA

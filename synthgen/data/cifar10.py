@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from synthgen.data.labels import check_class_count, integer_labels
 from synthgen.data.sources import DataSourceError, LocalFilesWithTestSplit, Source, SourceItem, SourceSpec, array_items
 
 try:  # numpy >= 2 keeps the implementation in numpy._core
@@ -65,8 +66,8 @@ def _text_keys(batch: dict) -> dict[str, Any]:
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
-def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file as (N, 32, 32, 3) uint8 pixels and (N,) int64 labels."""
+def load_batch(path: Path, num_classes: int = len(DEFAULT_CLASS_NAMES)) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file as (N, 32, 32, 3) uint8 pixels and (N,) int64 labels, each in 0..num_classes-1."""
     try:
         batch = safe_unpickle(path.read_bytes())
     except UnsafePickleError as e:
@@ -80,7 +81,7 @@ def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels is None or len(labels) != len(data):
         raise DataSourceError(f"{path}: expected one label per image")
     pixels = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # stored as channel planes
-    return np.ascontiguousarray(pixels), np.asarray(labels, dtype=np.int64)
+    return np.ascontiguousarray(pixels), integer_labels(labels, num_classes, f"{path}: labels")
 
 
 def load_class_names(folder: Path) -> list[str]:
@@ -94,7 +95,9 @@ def load_class_names(folder: Path) -> list[str]:
         raise UnsafePickleError(f"{meta}: {e}") from None
     except Exception as e:
         raise DataSourceError(f"{meta} is not a CIFAR-10 meta file: {type(e).__name__}: {e}") from None
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
+    if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DataSourceError(f"{meta}: label_names must be a list of class names")
+    return [n.decode("utf-8", errors="replace") if isinstance(n, bytes) else n for n in names]
 
 
 def batch_folder(path: Path) -> Path:
@@ -111,7 +114,8 @@ def cifar10_source(options: Cifar10Options, resolution: int) -> Source:
     if missing:
         raise DataSourceError(f"{', '.join(missing)} not found in {folder}: put {Cifar10Options.layout} there")
     class_names = load_class_names(folder)
-    batches = {name: load_batch(folder / name) for name in wanted}
+    check_class_count(len(class_names), options.max_classes, str(folder / "batches.meta"))
+    batches = {name: load_batch(folder / name, len(class_names)) for name in wanted}
 
     def items() -> Iterator[SourceItem]:
         for name, (pixels, labels) in batches.items():

@@ -11,10 +11,12 @@ from typing import Iterator
 
 import numpy as np
 
+from synthgen.data.labels import integer_labels
 from synthgen.data.sources import DataSourceError, LocalFilesWithTestSplit, Source, SourceItem, SourceSpec, array_items
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, rows, cols)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (N,)
+CLASS_NAMES = [str(d) for d in range(10)]
 SPLITS = ("train", "t10k")  # file name prefixes: train-images-idx3-ubyte, t10k-images-idx3-ubyte
 
 
@@ -56,10 +58,11 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
 def load_mnist_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, 28, 28) uint8 images and (N,) labels of one split ('train' or 't10k')."""
     images = read_idx(find_idx_file(folder, f"{split}-images-idx3-ubyte"), IMAGES_MAGIC)
-    labels = read_idx(find_idx_file(folder, f"{split}-labels-idx1-ubyte"), LABELS_MAGIC)
+    labels_file = find_idx_file(folder, f"{split}-labels-idx1-ubyte")
+    labels = read_idx(labels_file, LABELS_MAGIC)
     if len(images) != len(labels):
         raise DataSourceError(f"{folder}: {split} has {len(images)} images but {len(labels)} labels")
-    return images, labels.astype(np.int64)
+    return images, integer_labels(labels, len(CLASS_NAMES), str(labels_file))
 
 
 def mnist_source(options: MnistOptions, resolution: int) -> Source:
@@ -73,7 +76,7 @@ def mnist_source(options: MnistOptions, resolution: int) -> Source:
         for split, (images, labels) in splits.items():
             yield from array_items(f"mnist-{split}", images, labels, f"{folder}/{split}")
 
-    return Source("mnist", [str(d) for d in range(10)], items)
+    return Source("mnist", list(CLASS_NAMES), items)
 
 
 SOURCE = SourceSpec("mnist", MnistOptions, mnist_source)

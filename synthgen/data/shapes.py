@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pydantic import Field, field_validator
 
-from synthgen.config.base import Section
+from synthgen.config.base import Section, Seed
 from synthgen.data.sources import Source, SourceItem, SourceSpec
 
 SHAPES = ("circle", "square", "triangle")
@@ -93,7 +93,7 @@ class ShapesOptions(Section):
     """Options of the shapes source."""
 
     num_images: int = Field(2400, ge=1, le=1_000_000)  # images rendered by the shapes source (ignored by the others)
-    seed: int = Field(0, ge=0)  # seeds the shapes renderer
+    seed: Seed = 0  # seeds the shapes renderer
     shape_size: tuple[float, float] = (0.18, 0.34)  # shapes source: range of each shape's radius (a circle's; a square's circumradius is 0.9x it, a triangle's 1.1x), as a fraction of the resolution
 
     @field_validator("shape_size")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, ClassVar, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
+from pydantic import Field
 
 from synthgen.config.base import Section
 from synthgen.errors import SynthgenError
@@ -95,6 +96,7 @@ class LocalFiles(Section):
     layout: ClassVar[str] = "its files"  # what `data.path` must hold, said in the error when it does not
 
     path: str | None = None  # local input of the sources that read files (relative to the working directory); never downloaded
+    max_classes: int = Field(100_000, ge=1, le=100_000)  # a source with more classes, or an integer label at or above this, is refused (the UNet's limit)
 
 
 class LocalFilesWithTestSplit(LocalFiles):

@@ -2,10 +2,12 @@
 
 Following the WebDataset convention, a member's key is its path up to the first dot of its
 base name, and the rest is the field (`png`, `cls`, ...). The image is the first field with an
-image extension (IMAGE_EXTENSIONS order); the label is the field `data.label_field`, holding an
-integer or a class name. Class names come from a `classes.json` (a JSON list) beside the shards
-or in their parent folder; without one, a first pass over the labels collects them (integers
-0..max are named "0".."max", names are sorted). Tars are streamed and never extracted to disk.
+image extension (IMAGE_EXTENSIONS order); the label is the field `data.label_field`, holding a
+non-negative integer or a class name (as text, or as JSON when the field is `json`), one kind for the
+whole dataset (`synthgen.data.labels` refuses anything else, naming the sample). Class names come
+from a `classes.json` (a JSON list) beside the shards or in their parent folder; without one, a
+first pass over the labels collects them (integers 0..max are named "0".."max", names are sorted).
+Tars are streamed and never extracted to disk.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Iterator
 
 from pydantic import Field
 
+from synthgen.data.labels import LabelReader, check_class_count
 from synthgen.data.sources import (
     DataSourceError, LocalFiles, Rejection, Source, SourceItem, SourceSpec, is_glob, key_from_path,
 )
@@ -27,7 +30,6 @@ IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 CLASSES_FILE = "classes.json"
 _MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]+)$")  # WebDataset's key/extension split
-_INTEGER = re.compile(r"^[+-]?\d+$")
 
 Sample = tuple[str, dict[str, bytes]]
 
@@ -79,16 +81,11 @@ def iter_samples(shard: Path, fields: set[str] | None = None) -> Iterator[Sample
         yield key, sample
 
 
-def parse_label(raw: bytes) -> int | str:
-    text = raw.decode("utf-8", errors="replace").strip()
-    return int(text) if _INTEGER.match(text) else text
-
-
 def find_image(sample: dict[str, bytes]) -> bytes | None:
     return next((sample[ext] for ext in IMAGE_EXTENSIONS if ext in sample), None)
 
 
-def read_classes_file(shards: list[Path]) -> list[str] | None:
+def read_classes_file(shards: list[Path], max_classes: int) -> list[str] | None:
     """Class names from classes.json beside the first shard or in its parent folder."""
     folder = shards[0].parent
     for candidate in (folder / CLASSES_FILE, folder.parent / CLASSES_FILE):
@@ -97,61 +94,69 @@ def read_classes_file(shards: list[Path]) -> list[str] | None:
                 names = json.loads(candidate.read_text())
             except (OSError, ValueError) as e:
                 raise DataSourceError(f"{candidate} is not valid JSON: {e}") from None
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
                 raise DataSourceError(f"{candidate} must be a JSON list of class names")
+            if len(set(names)) != len(names):
+                raise DataSourceError(f"{candidate} names a class more than once")
+            check_class_count(len(names), max_classes, str(candidate))
             return names
     return None
 
 
-def scan_class_names(shards: list[Path], label_field: str) -> list[str]:
+def scan_class_names(shards: list[Path], options: WebdatasetOptions) -> list[str]:
     """Collect the labels in a first pass: integers give "0".."max", names are sorted."""
+    field = options.label_field.lower()
+    labels = LabelReader(field, options.max_classes)
     values: set[int | str] = set()
     for shard in shards:
         try:
-            values.update(parse_label(s[label_field]) for _, s in iter_samples(shard, {label_field}) if label_field in s)
+            for key, sample in iter_samples(shard, {field}):
+                if field in sample:
+                    values.add(labels.read(sample[field], f"{shard}:{key}"))
+                    check_class_count(len(values), options.max_classes, f"{shard}:{key}")
         except ShardReadError:
             continue  # reported as a rejection when the items are read
     if not values:
-        raise DataSourceError(f"no '{label_field}' labels in the shards: set data.label_field to the member extension holding labels")
+        raise DataSourceError(f"no '{field}' labels in the shards: set data.label_field to the member extension holding labels")
     if all(isinstance(v, int) for v in values):
-        if min(values) < 0:
-            raise DataSourceError(f"negative '{label_field}' label {min(values)} in the shards: labels must be 0..K-1 or class names")
         return [str(i) for i in range(max(values) + 1)]
-    return sorted(str(v) for v in values)
+    return sorted(values)
 
 
 def label_index(value: int | str, names: list[str]) -> int | None:
-    """An integer label as is; a class name as its index (None if unknown)."""
+    """An integer label as is (prepare rejects one beyond the classes); a class name as its index, None if unknown."""
     if isinstance(value, int):
         return value
     return names.index(value) if value in names else None
 
 
 def sample_to_item(key: str, origin: str, sample: dict[str, bytes], names: list[str],
-                   label_field: str) -> SourceItem | Rejection:
+                   labels: LabelReader) -> SourceItem | Rejection:
     image = find_image(sample)
     if image is None:
         return Rejection(key, origin, "no_image", f"no member with an image extension ({', '.join(sorted(sample)) or 'none'})")
-    if label_field not in sample:
-        return Rejection(key, origin, "no_label", f"no '{label_field}' member (set data.label_field)")
-    label = label_index(parse_label(sample[label_field]), names)
+    if labels.field not in sample:
+        return Rejection(key, origin, "no_label", f"no '{labels.field}' member (set data.label_field)")
+    value = labels.read(sample[labels.field], origin)
+    label = label_index(value, names)
     if label is None:
-        return Rejection(key, origin, "unknown_class", f"label {sample[label_field][:40]!r} is not in classes.json")
+        return Rejection(key, origin, "unknown_class", f"label {value!r} is not one of the {len(names)} classes in classes.json")
     return SourceItem(key, image, label, origin)
 
 
 def webdataset_source(options: WebdatasetOptions, resolution: int) -> Source:
     """Items from every sample of every shard at `data.path`, in sorted shard order."""
-    shards, label_field = shard_files(options.path), options.label_field.lower()
-    names = read_classes_file(shards) or scan_class_names(shards, label_field)
+    shards = shard_files(options.path)
+    names = read_classes_file(shards, options.max_classes) or scan_class_names(shards, options)
 
     def items() -> Iterator[SourceItem | Rejection]:
         used: set[str] = set()
+        labels = LabelReader(options.label_field.lower(), options.max_classes)
         for shard in shards:
             try:
                 for sample_key, sample in iter_samples(shard):
                     key = key_from_path(sample_key, used)
-                    yield sample_to_item(key, f"{shard}:{sample_key}", sample, names, label_field)
+                    yield sample_to_item(key, f"{shard}:{sample_key}", sample, names, labels)
             except ShardReadError as e:
                 yield Rejection(key_from_path(shard.name, used), str(shard), "unreadable_shard", str(e))
 
