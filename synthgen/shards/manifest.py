@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from synthgen.atomic import atomic_write_json, sha256_file
+from synthgen.atomic import atomic_write_bytes, atomic_write_json, sha256_file
 from synthgen.errors import SynthgenError
 from synthgen.shards.index import merge_indexes, write_parquet
 from synthgen.shards.names import FORMAT, MANIFEST, METADATA, OLD_FORMATS, WIDS_INDEX
-from synthgen.shards.shardlist import write_shardlist
+from synthgen.shards.shardlist import shardlist_bytes
 
 
 class ShardStoreError(SynthgenError):
@@ -24,7 +24,7 @@ def finish_dataset(folder: str | Path, shards: list[dict[str, Any]], config: dic
     shards = sorted(shards, key=lambda s: s["name"])
     table = merge_indexes((folder / s["index"] for s in shards), (extra or {}).get("class_names"))
     write_parquet(folder / METADATA, table)
-    write_shardlist(folder / WIDS_INDEX, shards)
+    atomic_write_bytes(folder / WIDS_INDEX, shardlist_bytes(shards))
     manifest = {
         "format": FORMAT,
         "num_samples": sum(s["count"] for s in shards),

@@ -4,10 +4,9 @@ Urls are relative to the file's folder, so the dataset can be moved or copied as
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from synthgen.atomic import atomic_write_json
+from synthgen.atomic import canonical_json
 
 WIDS_KIND = "wids-shard-index-v1"
 
@@ -22,5 +21,5 @@ def shardlist(shards: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_shardlist(path: str | Path, shards: list[dict[str, Any]]) -> None:
-    atomic_write_json(path, shardlist(shards))
+def shardlist_bytes(shards: list[dict[str, Any]]) -> bytes:
+    return canonical_json(shardlist(shards)).encode()
