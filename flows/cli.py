@@ -27,6 +27,8 @@ app = typer.Typer(
 
 Params = Annotated[Path, typer.Option("--params", help="Params file (the only source of configuration).")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a param: section.key=value (repeatable).")]
+Force = Annotated[bool, typer.Option("--force", help="Replace a folder that is not this stage's output, or another "
+                                                     "run's (never a release).")]
 
 FOLDER_HELP = {  # what a folder option holds when a stage reads it
     "prepared": "Prepared dataset (from `prepare`).",
@@ -86,14 +88,16 @@ def stage_flow(name: str) -> Callable:
 def stage_command(stage: Stage) -> Callable:
     """The CLI command of `stage`: --params, --set, one option per input folder, and --out."""
 
-    def command(params: Path, set: list[str] | None, **folders: str) -> None:
-        with user_errors():
+    def command(params: Path, set: list[str] | None, force: bool, **folders: str) -> None:
+        from synthgen.outputs import replacing
+
+        with user_errors(), replacing(force):
             loaded = load_params(params, set or [], check_paths=stage.check_paths)
             stage_flow(stage.name)(loaded, **folders)
 
     folders = [(name, folder_option(name)) for name in stage.inputs]
     folders.append(("out", folder_option(stage.out, "Output folder of this stage.")))
-    options = [("params", Params, Path("params.yaml")), ("set", Sets, None)]
+    options = [("params", Params, Path("params.yaml")), ("set", Sets, None), ("force", Force, False)]
     options += [(name, str, option) for name, option in folders]
     command.__signature__ = signatures.Signature([
         signatures.Parameter(name, signatures.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
@@ -129,9 +133,12 @@ def regenerate(key: str = typer.Argument(..., help="Key of the sample to remake,
 def run(params: Params = Path("params.yaml"), set: Sets = None,
         dvc: bool = typer.Option(True, help="Run through `dvc repro` (skips unchanged stages); --no-dvc runs flows directly."),
         stage: Optional[list[str]] = typer.Option(None, help="Run only these stages (repeatable)."),
-        publish: bool = typer.Option(True, help="Publish the evaluated dataset as a release.")) -> None:
+        publish: bool = typer.Option(True, help="Publish the evaluated dataset as a release."),
+        force: Force = False) -> None:
     """The whole pipeline: every stage, the quality gate, and a release."""
-    with user_errors():
+    from synthgen.outputs import replacing
+
+    with user_errors(), replacing(force):
         loaded = load_params(params, set or [])
         if dvc and set:
             raise SynthgenError("with DVC, change params.yaml or use `dvc exp run -S key=value`; --set needs --no-dvc")
@@ -164,11 +171,30 @@ def serve(params: Params = Path("params.yaml"),
 def inspect(path: str = typer.Argument(FOLDERS["synthetic"].DEFAULT,
                                        help="A dataset folder, a release, or the releases root."),
             verify: bool = typer.Option(True, help="Check every shard's sha256 against the manifest.")) -> None:
-    """Summarise a dataset or release: counts, classes, sampling settings, metrics and gate verdict."""
+    """Summarise a dataset or release: counts, classes, sampling settings, metrics and gate verdict (exit 1 if a
+    check fails)."""
     with user_errors():
-        from synthgen.inspect import format_summary, summarise
+        from synthgen.inspect import format_summary, passed, summarise
 
-        typer.echo(format_summary(summarise(path, verify=verify)))
+        summary = summarise(path, verify=verify)
+        typer.echo(format_summary(summary))
+    if not passed(summary):
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(path: str = typer.Argument(FOLDERS["synthetic"].DEFAULT,
+                                      help="A dataset folder, a release, or the releases root (every finished release).")
+           ) -> None:
+    """Check every shard's size and sha256 and the metadata against the manifest, and a release's manifest against
+    the index: one line per failure, a summary, exit 1 on any failure."""
+    with user_errors():
+        from synthgen.verify import format_verification, verify_path
+
+        result = verify_path(path)
+        typer.echo(format_verification(result), nl=False)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

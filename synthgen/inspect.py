@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from synthgen.atomic import sha256_file
 from synthgen.errors import SynthgenError
 from synthgen.metrics.specs import INSPECT_METRICS
-from synthgen.releases.consumer import is_releases_root
-from synthgen.releases.index import METRICS_FILE, gate_verdict, get_release, read_index
-from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest, verify_dataset
+from synthgen.releases.consumer import is_releases_root, manifest_mismatch
+from synthgen.releases.index import FINAL, METRICS_FILE, gate_verdict, get_release, read_index
+from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest
+from synthgen.verify import dataset_failures, release_failures
 
 QUALITY = "quality.parquet"
 GENERATION_COLUMNS = ("sampler", "steps", "eta", "guidance_scale")  # per-sample metadata written by `sample`
@@ -34,8 +34,9 @@ class InspectError(SynthgenError):
 def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | None = None) -> dict[str, Any]:
     """Summarise a dataset folder or release (`manifest.json`) or a releases root (`index.parquet`).
 
-    `verify` re-hashes every shard against the manifest (reads every byte); `metrics_file` names a
-    metrics.json kept elsewhere (default: the folder's own, if any).
+    `verify` re-hashes every shard against the manifest (reads every byte); a release's manifest is
+    always checked against its index row. `metrics_file` names a metrics.json kept elsewhere
+    (default: the folder's own, if any). `passed` tells whether every check passed.
     """
     path = Path(path)
     if is_releases_root(path):
@@ -51,11 +52,13 @@ def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | 
 def summarise_releases(root: Path) -> dict[str, Any]:
     entries = read_index(root)
     published = [e.release_id for e in entries if e.status == "published"]
+    mismatches = [manifest_mismatch(root / e.release_id, e) for e in entries if e.status in FINAL]
     return {
         "kind": "releases",
         "path": str(root),
         "latest_published": published[-1] if published else None,
         "releases": [_jsonable(e.to_row()) for e in entries],
+        "verification": {"ok": not any(mismatches), "checked_shards": None, "failures": [m for m in mismatches if m]},
     }
 
 
@@ -71,7 +74,7 @@ def summarise_dataset(folder: Path, verify: bool = True, metrics_file: str | Pat
         "num_samples": manifest["num_samples"],
         "num_shards": manifest["num_shards"],
         "shard_bytes": sum(s["bytes"] for s in manifest["shards"]),
-        "verification": verification(folder, manifest) if verify else None,
+        "verification": verification(folder, manifest, verify),
         "classes": class_counts(metadata),
         "images": image_counts(metadata),
         "generation": {c: value_counts(metadata, c) for c in GENERATION_COLUMNS if c in metadata.column_names},
@@ -81,12 +84,16 @@ def summarise_dataset(folder: Path, verify: bool = True, metrics_file: str | Pat
     }
 
 
-def verification(folder: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Shards and metadata.parquet re-hashed against the sha256 recorded in the manifest."""
-    bad = verify_dataset(folder)
-    metadata_ok = sha256_file(folder / METADATA) == manifest["metadata"]["sha256"]
-    return {"ok": not bad and metadata_ok, "checked_shards": manifest["num_shards"], "bad_shards": bad,
-            "metadata_ok": metadata_ok}
+def verification(folder: Path, manifest: Mapping[str, Any], shards: bool = True) -> dict[str, Any]:
+    """A release's manifest against its index row and, with `shards`, the shards and metadata.parquet
+    re-hashed against the manifest; `checked_shards` is None when they were not."""
+    failures = release_failures(folder) + (dataset_failures(folder, manifest) if shards else [])
+    return {"ok": not failures, "checked_shards": manifest["num_shards"] if shards else None, "failures": failures}
+
+
+def passed(summary: Mapping[str, Any]) -> bool:
+    """Whether every check `summarise` made passed."""
+    return summary["verification"]["ok"]
 
 
 def _read_columns(path: Path, wanted: tuple[str, ...]) -> pa.Table:
@@ -174,15 +181,12 @@ def _counts(counts: Mapping[Any, int]) -> str:
     return ", ".join(f"{k}: {_num(v)}" for k, v in counts.items())
 
 
-def _verification_line(check: Mapping[str, Any] | None) -> str:
-    if check is None:
-        return _line("verified", "skipped")
-    if check["ok"]:
-        return _line("verified", f"ok: {check['checked_shards']} shards and {METADATA} match {MANIFEST}")
-    bad = check["bad_shards"]
-    problems = [f"{len(bad)} shards missing or changed ({', '.join(bad[:5])})"] if bad else []
-    problems += [] if check["metadata_ok"] else [f"{METADATA} changed"]
-    return _line("verified", f"FAILED: {'; '.join(problems)}")
+def _verification_lines(check: Mapping[str, Any]) -> list[str]:
+    if not check["ok"]:
+        return [_line("verified", f"FAILED: {len(check['failures'])} problems")] + [f"  - {f}" for f in check["failures"]]
+    if check["checked_shards"] is None:
+        return [_line("verified", "skipped")]
+    return [_line("verified", f"ok: {check['checked_shards']} shards and {METADATA} match {MANIFEST}")]
 
 
 def _format_dataset(s: Mapping[str, Any]) -> list[str]:
@@ -192,7 +196,7 @@ def _format_dataset(s: Mapping[str, Any]) -> list[str]:
         finished = _when(r["finished_at"])
         lines.append(_line("release", f"{r['release_id']} {r['status']} (seed {r['seed']}, finished {finished})"))
     lines.append(_line("samples", f"{_num(s['num_samples'])} in {s['num_shards']} shards ({_size(s['shard_bytes'])})"))
-    lines.append(_verification_line(s["verification"]))
+    lines += _verification_lines(s["verification"])
     if s["gate"]:
         lines.append(_line("gate", s["gate"]["status"]))
         lines += [f"  - {reason}" for reason in s["gate"]["reasons"]]
@@ -214,6 +218,7 @@ def _cell(row: Mapping[str, Any], column: str) -> str:
 def _format_releases(s: Mapping[str, Any]) -> list[str]:
     lines = [_line("releases", f"{s['path']}  ({len(s['releases'])} releases, "
                                f"latest published: {s['latest_published'] or 'none'})")]
+    lines += [] if s["verification"]["ok"] else _verification_lines(s["verification"])
     if not s["releases"]:
         return lines
     table = [list(RELEASE_COLUMNS)] + [[_cell(r, c) for c in RELEASE_COLUMNS] for r in s["releases"]]

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from synthgen.atomic import atomic_write_json
-from synthgen.inspect import InspectError, format_summary, summarise
+from synthgen.inspect import InspectError, format_summary, passed, summarise
 from synthgen.releases import start_release
 from tests.test_releases import write_dataset, write_release
 
@@ -17,7 +17,7 @@ def test_dataset_summary_counts_classes_shards_and_generation(tmp_path):
     assert s["kind"] == "dataset" and s["release"] is None
     assert (s["num_samples"], s["num_shards"]) == (7, 3)
     assert s["classes"] == {"class0": 3, "class1": 2, "class2": 2}
-    assert s["verification"] == {"ok": True, "checked_shards": 3, "bad_shards": [], "metadata_ok": True}
+    assert s["verification"] == {"ok": True, "checked_shards": 3, "failures": []}
     assert s["generation"] == {"sampler": {"ddim": 3, "ddpm": 4}, "steps": {10: 4, 20: 3}, "eta": {0.0: 7},
                                "guidance_scale": {2.0: 7}}
     assert s["images"] == {"format": {"png": 7}, "size": {"8x8": 7}}
@@ -38,8 +38,11 @@ def test_changed_shard_fails_verification(tmp_path):
     with open(tmp_path / "synthetic-000001.tar", "ab") as f:
         f.write(b"\0")
     s = summarise(tmp_path)
-    assert s["verification"]["ok"] is False and s["verification"]["bad_shards"] == ["synthetic-000001.tar"]
-    assert "verified       FAILED: 1 shards missing or changed (synthetic-000001.tar)" in format_summary(s)
+    shard = tmp_path / "synthetic-000001.tar"
+    assert s["verification"]["ok"] is False and not passed(s)
+    assert s["verification"]["failures"] == [f"{shard}: {shard.stat().st_size} bytes, the manifest records "
+                                             f"{shard.stat().st_size - 1}"]
+    assert f"verified       FAILED: 1 problems\n  - {shard}: " in format_summary(s)
     assert "verified       skipped" in format_summary(summarise(tmp_path, verify=False))
 
 
@@ -89,3 +92,66 @@ def test_a_folder_that_is_not_a_dataset_is_one_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "other"}')
     with pytest.raises(InspectError, match="has format 'other'"):
         summarise(tmp_path)
+
+
+# ---- checks that fail exit non-zero: `synthgen inspect` and `synthgen verify` -------------------
+
+def cli(*args):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    return CliRunner().invoke(app, [*map(str, args)])
+
+
+def flip_a_byte(path, offset=700):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_inspect_and_verify_exit_non_zero_on_a_changed_shard(tmp_path):
+    write_dataset(tmp_path, n=7, max_count=3)
+    assert cli("inspect", tmp_path).exit_code == 0
+    ok = cli("verify", tmp_path)
+    assert ok.exit_code == 0 and ok.output == f"{tmp_path}: ok, 5 files match their checksums\n"
+    flip_a_byte(tmp_path / "synthetic-000001.tar")  # same size: only the sha256 can tell
+    (tmp_path / "synthetic-000002.tar").unlink()
+    inspected = cli("inspect", tmp_path)
+    assert inspected.exit_code == 1 and "verified       FAILED: 2 problems" in inspected.output
+    verified = cli("verify", tmp_path)
+    assert verified.exit_code == 1
+    assert verified.output.splitlines() == [
+        f"{tmp_path / 'synthetic-000001.tar'}: sha256 differs from the manifest",
+        f"{tmp_path / 'synthetic-000002.tar'}: missing",
+        f"{tmp_path}: FAILED, 2 of 5 checks failed",
+    ]
+
+
+def test_a_changed_release_manifest_fails_inspect_verify_and_open(tmp_path):
+    """Case 5 of issue 15 seen from the reader: a release whose manifest.json is no longer the one the index
+    recorded is refused by open_release and fails `inspect` and `verify`, naming the release."""
+    from synthgen.releases import ReleaseChangedError, open_release
+
+    write_release(tmp_path, "2026-11-20")
+    write_release(tmp_path, "2026-11-21")
+    assert cli("verify", tmp_path).exit_code == 0
+    manifest = tmp_path / "2026-11-21" / "manifest.json"
+    edited = json.loads(manifest.read_text())
+    edited["num_samples"] = 3
+    manifest.write_text(json.dumps(edited))
+    with pytest.raises(ReleaseChangedError, match="^release 2026-11-21: .*manifest.json has sha256 .*, the index "
+                                                  "recorded .*; it changed after it was finished"):
+        open_release(tmp_path)
+    assert len(list(open_release(tmp_path, "2026-11-20", decode="raw"))) == 6  # the other release still opens
+    for path in (tmp_path, tmp_path / "2026-11-21"):
+        inspected = cli("inspect", path)
+        assert inspected.exit_code == 1 and "release 2026-11-21: " in inspected.output, inspected.output
+    verified = cli("verify", tmp_path)
+    assert verified.exit_code == 1 and verified.output.splitlines()[0].startswith("release 2026-11-21: ")
+    assert verified.output.splitlines()[-1] == f"{tmp_path}: FAILED, 1 of 8 checks failed"
+
+
+def test_verify_of_a_folder_that_is_not_a_dataset_is_one_clear_error(tmp_path):
+    result = cli("verify", tmp_path)
+    assert result.exit_code == 2 and "is neither a dataset folder" in result.output

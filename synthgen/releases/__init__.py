@@ -5,7 +5,8 @@ A release is a shard-store dataset folder `releases/<release-id>/` with its own 
 verdict; `releases/index.parquet` lists every release.
 """
 from synthgen.releases.consumer import (
-    ReleaseNotFoundError, is_releases_root, open_release, resolve_dataset_path, resolve_release,
+    ReleaseChangedError, ReleaseNotFoundError, is_releases_root, manifest_mismatch, open_release, resolve_dataset_path,
+    resolve_release,
 )
 from synthgen.releases.ids import (
     InvalidReleaseIdError, check_release_id, release_id_for, release_sort_key,
@@ -19,9 +20,9 @@ from synthgen.releases.lock import LockHeldError, ReleaseLockedError, lock_path,
 
 __all__ = [
     "INDEX", "KEY_METRICS", "SCHEMA", "STATUSES", "InvalidReleaseIdError", "LockHeldError", "ReleaseEntry",
-    "ReleaseFinishedError", "ReleaseIndexError", "ReleaseLockedError", "ReleaseNotFoundError",
+    "ReleaseChangedError", "ReleaseFinishedError", "ReleaseIndexError", "ReleaseLockedError", "ReleaseNotFoundError",
     "ReleasePublishedError", "check_release_id", "fail_release", "finish_release", "finished_entry",
-    "gate_verdict", "get_release", "is_releases_root", "lock_path", "next_release_id", "open_release",
-    "read_index", "record_release", "release_id_for", "release_lock", "release_sort_key",
+    "gate_verdict", "get_release", "is_releases_root", "lock_path", "manifest_mismatch", "next_release_id",
+    "open_release", "read_index", "record_release", "release_id_for", "release_lock", "release_sort_key",
     "resolve_dataset_path", "resolve_release", "start_release", "utc_now",
 ]

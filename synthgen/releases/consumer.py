@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synthgen.atomic import sha256_file
 from synthgen.errors import SynthgenError
 from synthgen.releases.index import INDEX, ReleaseEntry, read_index
 from synthgen.shards.manifest import MANIFEST
@@ -12,6 +13,10 @@ _LISTED = 5  # published ids named in an error message
 
 class ReleaseNotFoundError(SynthgenError):
     """No published release matches, or its folder is missing."""
+
+
+class ReleaseChangedError(SynthgenError):
+    """A release's manifest.json is not the one its index row recorded."""
 
 
 def is_releases_root(path: str | Path) -> bool:
@@ -38,15 +43,32 @@ def _pick(root: Path, entries: list[ReleaseEntry], release_id: str | None) -> Re
     return entry
 
 
+def manifest_mismatch(folder: Path, entry: ReleaseEntry) -> str | None:
+    """Why release `folder`'s manifest.json is not the one `entry` recorded, or None when it is (or none was)."""
+    if entry.manifest_sha256 is None:
+        return None
+    path = folder / MANIFEST
+    actual = sha256_file(path) if path.is_file() else "missing"
+    if actual == entry.manifest_sha256:
+        return None
+    return (f"release {entry.release_id}: {path} has sha256 {actual[:16]}, the index recorded "
+            f"{entry.manifest_sha256[:16]}; it changed after it was finished: restore it (e.g. dvc pull)")
+
+
 def resolve_release(root: str | Path, release_id: str | None = None) -> Path:
-    """The folder of the newest published release under `root`, or of the pinned `release_id`."""
+    """The folder of the newest published release under `root`, or of the pinned `release_id`, once its
+    manifest.json is checked against the sha256 the index recorded."""
     root = Path(root)
     if not is_releases_root(root):
         raise ReleaseNotFoundError(f"{root} is not a releases root: it has no {INDEX}")
-    folder = root / _pick(root, read_index(root), release_id).release_id
+    entry = _pick(root, read_index(root), release_id)
+    folder = root / entry.release_id
     if not (folder / MANIFEST).is_file():
         raise ReleaseNotFoundError(
             f"release {folder.name} is published but {folder} has no {MANIFEST}; restore it (e.g. dvc pull)")
+    mismatch = manifest_mismatch(folder, entry)
+    if mismatch:
+        raise ReleaseChangedError(mismatch)
     return folder
 
 

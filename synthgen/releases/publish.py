@@ -1,14 +1,20 @@
-"""Publish an evaluated dataset folder (the `dvc repro` output) as an append-only release."""
+"""Publish an evaluated dataset folder (the `dvc repro` output) as an append-only release.
+
+A release holds its own copies of its files (reflinks where the file system shares extents), read-only,
+so a later edit of the working folders it came from cannot change it.
+"""
 from __future__ import annotations
 
+import fcntl
 import json
-import os
 import shutil
+import stat
 from datetime import date
 from pathlib import Path
 
-from synthgen.atomic import atomic_write_bytes, atomic_write_json, sha256_file
+from synthgen.atomic import atomic_open, atomic_write_bytes, atomic_write_json, sha256_file
 from synthgen.card import write_card
+from synthgen.outputs import CONTROL_FILES, RELEASE, claim
 from synthgen.releases.ids import release_id_for
 from synthgen.releases.index import ReleaseEntry, finish_release, get_release, record_release, utc_now
 from synthgen.releases.lock import release_lock
@@ -31,18 +37,33 @@ def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> Non
     write_card(dataset.root)
 
 
+FICLONE = 0x40049409  # linux/fs.h: make the target share the source's extents (btrfs, XFS, ...)
+READ_ONLY = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def clone_file(source: Path, target: Path) -> None:
+    """Write `target` atomically as a copy of `source`: a reflink where the file system can, else the bytes."""
+    with open(source, "rb") as src, atomic_open(target) as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        except OSError:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+
 def copy_tree(source: Path, target: Path) -> None:
-    """Hard-link (or copy, across file systems) every file of `source` into `target`, manifest last."""
-    files = sorted(p for p in source.rglob("*") if p.is_file() and PROGRESS not in p.parts)
+    """Copy every file of `source` into `target` (not its resume receipts or lock files), manifest last."""
+    files = sorted(p for p in source.rglob("*")
+                   if p.is_file() and PROGRESS not in p.parts and p.name not in CONTROL_FILES)
     files.sort(key=lambda p: p.name == MANIFEST)
     for path in files:
-        dest = target / path.relative_to(source)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.unlink(missing_ok=True)
-        try:
-            os.link(path, dest)
-        except OSError:
-            shutil.copy2(path, dest)
+        clone_file(path, target / path.relative_to(source))
+
+
+def freeze(folder: Path) -> None:
+    """Make every file of a finished release read-only."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(path.stat().st_mode & READ_ONLY)
 
 
 def publish_dataset(root: str | Path, dataset: str | Path, evaluation: str | Path, run_date: date,
@@ -59,10 +80,11 @@ def publish_dataset(root: str | Path, dataset: str | Path, evaluation: str | Pat
     if existing is not None and existing.status != "running":
         return existing
     target = root / release_id
-    with release_lock(target):
+    with claim(target, RELEASE, lock=release_lock(target)):
         started = record_release(root, ReleaseEntry(release_id, "running", utc_now(), int(manifest["run"]["seed"]),
                                                     params_hash))
         copy_tree(evaluation, target)
         copy_tree(dataset, target)
         annotate_dataset(target, target)
+        freeze(target)
         return finish_release(root, started)

@@ -18,6 +18,7 @@ from synthgen.autoencoder.scale import encode_moments
 from synthgen.autoencoder.trained import load_autoencoder
 from synthgen.config.autoencoder import AutoencoderConfig
 from synthgen.errors import SynthgenError
+from synthgen.outputs import writes
 from synthgen.shards import read_arrays
 from synthgen.stages.layout import AutoencoderLayout, PreparedLayout
 from synthgen.training.distributed import resolve_device
@@ -42,6 +43,7 @@ class Inputs:
     autoencoder: AutoencoderLayout
 
 
+@writes("encode_latents")
 def run(cfg: AutoencoderConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: the prepared train split through the trained encoder into the latent store `out`."""
     pixels, labels, _ = read_arrays(inputs.prepared.split("train"))

@@ -43,6 +43,7 @@ from synthgen.evaluation.trained import TrainedClassifier, load_classifier
 from synthgen.metrics.gate import GateVerdict, evaluate_gate
 from synthgen.metrics.inception import inception_features, load_inception
 from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
+from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
 from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout
 from synthgen.stages.train_classifier import fit_classifier
@@ -251,6 +252,7 @@ class Inputs:
     sweep: SweepLayout  # its quality-versus-steps curve is plotted when sweep.csv is there
 
 
+@writes("evaluate")
 def run(cfg: EvaluateConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: `evaluate` the synthetic dataset into `out`, with the sweep's curve when there is one."""
     curves = read_curves(inputs.sweep.csv) if inputs.sweep.csv.is_file() else None

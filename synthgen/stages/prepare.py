@@ -30,6 +30,7 @@ from synthgen.data.catalog import open_source
 from synthgen.data.decode import ImageRejected, decode_rgb
 from synthgen.data.sources import DataSourceError, Rejection, SourceItem
 from synthgen.imaging import encode_image
+from synthgen.outputs import writes
 from synthgen.shards import ShardSample, ShardWriter
 from synthgen.shards.index import write_parquet
 from synthgen.stages.layout import PreparedLayout
@@ -209,6 +210,7 @@ class Inputs:
     """prepare reads no stage folder: its source is named by `data.source` (and `data.path`)."""
 
 
+@writes("prepare")
 def run(cfg: DataConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: `prepare_dataset` into `out`; returns the summary as a dict."""
     return prepare_dataset(cfg, out).as_dict()

@@ -17,9 +17,10 @@ from synthgen.config import params_hash, write_resolved
 from synthgen.config.params import Params
 from synthgen.generate.models import load_models
 from synthgen.generate.refill import refill_dataset, refill_progress, select_flagged
+from synthgen.outputs import RELEASE, claim
 from synthgen.releases import fail_release, finish_release, release_lock, start_release
 from synthgen.releases.index import ReleaseEntry
-from synthgen.releases.publish import annotate_dataset
+from synthgen.releases.publish import annotate_dataset, freeze
 from synthgen.stages import evaluate
 from synthgen.stages.layout import (
     AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, ReleasesLayout, SweepLayout, SyntheticLayout,
@@ -96,7 +97,7 @@ def make_release(params: Params, inputs: Inputs, releases: ReleasesLayout, relea
     evaluate, refill and gate it and record the verdict in the index. Any error records the release as
     failed (the next run resumes it) and propagates."""
     target = releases.release(release_id)
-    with release_lock(target):
+    with claim(target, RELEASE, lock=release_lock(target)):
         started = start_release(releases.root, release_id, seed, params_hash(params))
         try:
             if needs_sampling(params, target):
@@ -106,5 +107,6 @@ def make_release(params: Params, inputs: Inputs, releases: ReleasesLayout, relea
             fail_release(releases.root, started, f"{type(e).__name__}: {e}")
             raise
         annotate_dataset(target, target)
+        freeze(target)
         entry = finish_release(releases.root, started)
     return ReleaseVerdict(entry, tuple(verdict["reasons"]))

@@ -24,6 +24,7 @@ from synthgen.config.sample import SampleConfig
 from synthgen.generate.models import load_models
 from synthgen.generate.plan import SamplingPlan, class_counts_for
 from synthgen.generate.shard_sampler import Provenance, ShardJob
+from synthgen.outputs import claim
 from synthgen.shards import finish_dataset
 from synthgen.shards.progress import resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
@@ -93,16 +94,17 @@ def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
     plan = build_plan(cfg, class_names, seed)
     key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
-    todo, done = pending_shards(out, plan, key)
-    log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
-             len(todo))
-    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, Path(out))
-    entries = [*done.values(), *map_shards(job, todo)]
-    run_facts = {
-        "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
-        "host": socket.gethostname(), "task_runner": cfg.task_runner, "resumed_shards": len(done),
-        "diffusion_sha256": provenance.diffusion_sha256, "autoencoder_sha256": provenance.autoencoder_sha256,
-        "config_hash": key, "params_hash": params_hash(params), "out": str(out),
-    }
-    manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts)
-    return {"num_samples": manifest["num_samples"], "num_shards": manifest["num_shards"], "out": str(out)}
+    with claim(out, "sample", run_key=key):
+        todo, done = pending_shards(out, plan, key)
+        log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
+                 len(todo))
+        job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, Path(out))
+        entries = [*done.values(), *map_shards(job, todo)]
+        run_facts = {
+            "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
+            "host": socket.gethostname(), "task_runner": cfg.task_runner, "resumed_shards": len(done),
+            "diffusion_sha256": provenance.diffusion_sha256, "autoencoder_sha256": provenance.autoencoder_sha256,
+            "config_hash": key, "params_hash": params_hash(params), "out": str(out),
+        }
+        manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts)
+        return {"num_samples": manifest["num_samples"], "num_shards": manifest["num_shards"], "out": str(out)}

@@ -19,6 +19,7 @@ from synthgen.config.params import Params
 from synthgen.evaluation.sweep import ClassifierScore, sweep_labels, sweep_samplers, write_sweep
 from synthgen.evaluation.trained import load_classifier
 from synthgen.generate.models import load_models
+from synthgen.outputs import writes
 from synthgen.stages.layout import AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, SweepLayout
 from synthgen.training.distributed import cpu_threads
 
@@ -56,6 +57,7 @@ class Inputs:
     prepared: PreparedLayout  # its val split is the FD reference
 
 
+@writes("sweep_samplers")
 def run(params: Params, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: `evaluate.sweep` with the sample stage's sampler options, device and bf16."""
     cfg, sample = params.evaluate, params.sample

@@ -33,6 +33,7 @@ from synthgen.errors import SynthgenError
 from synthgen.imaging import from_uint8, save_grid, to_uint8
 from synthgen.models.autoencoder import Autoencoder
 from synthgen.models.discriminator import PatchDiscriminator
+from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_arrays
 from synthgen.stages.layout import AutoencoderLayout, PreparedLayout
@@ -150,6 +151,7 @@ class Inputs:
     prepared: PreparedLayout
 
 
+@writes("train_autoencoder")
 def run(cfg: AutoencoderConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: train on the prepared train split, evaluate on val, write `out`."""
     train_pixels, train_labels, _ = read_arrays(inputs.prepared.split("train"))

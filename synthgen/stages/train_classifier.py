@@ -29,6 +29,7 @@ from synthgen.evaluation.augment import augment
 from synthgen.evaluation.features import check_images, class_accuracy, pixels_nchw, seeded_subset, to_model_range
 from synthgen.evaluation.trained import write_trained
 from synthgen.models.classifier import FeatureClassifier
+from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_arrays
 from synthgen.stages.layout import ClassifierLayout, PreparedLayout, TrainedModelLayout
@@ -125,6 +126,7 @@ class Inputs:
     prepared: PreparedLayout
 
 
+@writes("train_classifier")
 def run(cfg: EvaluateConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: train on the real train split, measure on real val, write `out`."""
     train, val = (read_arrays(inputs.prepared.split(split)) for split in PreparedLayout.SPLITS)

@@ -37,6 +37,7 @@ from synthgen.errors import SynthgenError
 from synthgen.imaging import save_grid, to_uint8
 from synthgen.ldm.trained import TrainedDiffusion, load_diffusion, write_trained
 from synthgen.models.unet import UNet
+from synthgen.outputs import writes
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, LatentsLayout, PreparedLayout
@@ -269,6 +270,7 @@ class Inputs:
     autoencoder: AutoencoderLayout
 
 
+@writes("train_diffusion")
 def run(cfg: DiffusionConfig, inputs: Inputs, out: Path) -> dict[str, Any]:
     """The stage: train on the latent store with the prepared dataset's class names, write `out`."""
     return train_diffusion(cfg, inputs.latents.root, inputs.autoencoder.root, inputs.prepared.class_names(), out)
