@@ -9,6 +9,7 @@ schema and how to load it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from synthgen.atomic import atomic_write_bytes
 from synthgen.metrics.specs import METRICS
 from synthgen.shards import read_manifest
 from synthgen.shards.keys import shard_glob, shard_pattern
 from synthgen.shards.names import INDEX_DIR, MANIFEST, METADATA, WIDS_INDEX
 from synthgen.shards.schema import REQUIRED, Column, columns_for, read_class_names
 from synthgen.stages.layout import EvalLayout, SyntheticLayout
+from synthgen.storage import open_store
 
 HF_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.int64(): "int64", pa.float64(): "float64"}
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -105,7 +106,7 @@ def card_text(manifest: dict[str, Any], columns: Sequence[Column], class_counts:
     run = manifest.get("run", {})
     fmt = sample.get("image_format", "png")
     classes = "\n".join(f"| {i} | {name} | {n} |" for i, (name, n) in enumerate(class_counts.items()))
-    folder = Path(run.get("out", ".")).as_posix()
+    folder = run.get("out", ".")
     shards = shard_pattern(SyntheticLayout.PREFIX)
     return f"""---
 {yaml.safe_dump(front_matter(manifest, columns, list(class_counts)), sort_keys=False)}---
@@ -163,18 +164,26 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def class_counts(metadata: Path) -> dict[str, int]:
+def class_counts(metadata: pq.ParquetFile) -> dict[str, int]:
     """Images per class name, in label order, from `metadata.parquet` and the class names it records."""
-    names = read_class_names(pq.read_schema(metadata))
-    counts = np.bincount(pq.read_table(metadata, columns=["label"])["label"].to_numpy(), minlength=len(names))
+    names = read_class_names(metadata.schema_arrow)
+    counts = np.bincount(metadata.read(columns=["label"])["label"].to_numpy(), minlength=len(names))
     return {name if name is not None else str(label): int(n) for label, (name, n) in enumerate(zip(names, counts))}
 
 
-def write_card(folder: str | Path) -> None:
-    """Write the card of a finished dataset folder from its manifest and metadata and, for an evaluated
-    release, its metrics."""
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    columns = columns_for(pq.read_schema(folder / METADATA).names)
-    text = card_text(manifest, columns, class_counts(folder / METADATA), _read_json(EvalLayout(folder).metrics))
-    atomic_write_bytes(SyntheticLayout(folder).card, text.encode())
+def card_bytes(folder: str | os.PathLike, manifest: dict[str, Any]) -> bytes:
+    """The card of the dataset folder (a path or a URL) whose metadata.parquet is written and whose manifest is
+    `manifest` (about to be committed, or committed), with its evaluation's metrics if it holds them."""
+    store = open_store(folder)
+    metrics_name = EvalLayout(Path()).metrics.name
+    metrics = json.loads(store.read_bytes(metrics_name)) if store.exists(metrics_name) else {}
+    with store.open(METADATA) as f:
+        metadata = pq.ParquetFile(f)
+        text = card_text(manifest, columns_for(metadata.schema_arrow.names), class_counts(metadata), metrics)
+    return text.encode()
+
+
+def write_card(folder: str | os.PathLike, manifest: dict[str, Any] | None = None) -> None:
+    """Write the card for `manifest` (default: the committed one); publish it before a new manifest."""
+    store = open_store(folder)
+    store.put_atomic(SyntheticLayout.CARD, card_bytes(folder, manifest or read_manifest(folder)))

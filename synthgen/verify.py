@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from synthgen.atomic import sha256_file
 from synthgen.errors import SynthgenError
 from synthgen.releases.consumer import is_releases_root, manifest_mismatch
 from synthgen.releases.index import FINAL, get_release, read_index
 from synthgen.shards.manifest import MANIFEST, METADATA, read_manifest
+from synthgen.storage import join, split_location
 
 
 @dataclass(frozen=True)
@@ -28,22 +28,23 @@ class Verification:
         return not self.failures
 
 
-def file_failure(path: Path, sha256: str, size: int | None = None) -> str | None:
-    """Why `path` does not have the recorded size and sha256, or None when it does."""
-    if not path.is_file():
+def file_failure(path: str | Path, sha256: str, size: int | None = None) -> str | None:
+    """Why `path` (a local path or URL) does not have the recorded size and sha256, or None when it does."""
+    store, name = split_location(path)
+    if not store.exists(name):
         return f"{path}: missing"
-    actual = path.stat().st_size
+    actual = store.size(name)
     if size is not None and actual != size:
         return f"{path}: {actual} bytes, the manifest records {size}"
-    if sha256_file(path) != sha256:
+    if store.sha256(name) != sha256:
         return f"{path}: sha256 differs from the manifest"
     return None
 
 
-def dataset_failures(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+def dataset_failures(folder: str | Path, manifest: Mapping[str, Any]) -> list[str]:
     """Every shard (size, sha256) and metadata.parquet (sha256) of `folder` against its manifest."""
-    checks = [(folder / s["name"], s["sha256"], s["bytes"]) for s in manifest["shards"]]
-    checks.append((folder / METADATA, manifest["metadata"]["sha256"], None))
+    checks = [(join(folder, s["name"]), s["sha256"], s["bytes"]) for s in manifest["shards"]]
+    checks.append((join(folder, METADATA), manifest["metadata"]["sha256"], None))
     return [f for f in (file_failure(*check) for check in checks) if f]
 
 

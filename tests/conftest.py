@@ -44,3 +44,6 @@ def models_dir(tmp_path_factory):
     from tests.tiny_models import write_tiny_models
 
     return write_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+from tests.s3_server import s3_server, s3_url  # noqa: E402,F401  (the loopback S3 server fixtures)

@@ -179,7 +179,7 @@ def crash_on(monkeypatch, module, name, after_calls=0):
 @pytest.mark.parametrize("module,name,after_calls", [
     (refill_module, "generate_shard", 0),  # before any shard is touched
     (refill_module, "write_shard", 1),  # one of the two shards that lose a sample rewritten
-    (manifest_module, "atomic_write_json", 0),  # new metadata.parquet, old manifest
+    (manifest_module, "canonical_json", 0),  # new metadata.parquet, old manifest
     (refill_module, "tidy", 0),  # committed, journal and staging shard still there
 ])
 def test_a_crashed_round_reruns_to_the_same_bytes(original, reference, models, tmp_path, monkeypatch,

@@ -33,8 +33,8 @@ def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> Non
     verdict = json.loads(evaluation.gate.read_text())
     manifest = read_manifest(dataset.root)
     manifest.update(status=verdict["status"], gate_reasons=verdict["reasons"])
+    write_card(dataset.root, manifest)
     atomic_write_json(dataset.root / MANIFEST, manifest)
-    write_card(dataset.root)
 
 
 FICLONE = 0x40049409  # linux/fs.h: make the target share the source's extents (btrfs, XFS, ...)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from synthgen.atomic import canonical_json
-from synthgen.card import write_card
+from synthgen.card import card_bytes
 from synthgen.config import params_hash, resolved
 from synthgen.config.params import Params
 from synthgen.config.sample import SampleConfig
@@ -28,6 +29,7 @@ from synthgen.outputs import claim
 from synthgen.shards import finish_dataset
 from synthgen.shards.progress import resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
+from synthgen.storage import is_url
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +59,15 @@ def pending_shards(folder: str | Path, plan: SamplingPlan, key: str) -> tuple[li
 
 def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, Any]], class_names: list[str],
                config: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """Write metadata.parquet, shards.json, manifest.json (with run facts), then the dataset card."""
+    """Write metadata.parquet, shards.json, the dataset card and manifest.json (with run facts), the manifest last."""
     expected = {plan.shard(i).name for i in range(plan.num_shards)}
     got = {e["name"] for e in entries}
     if got != expected:
         raise RuntimeError(f"run incomplete: missing shards {sorted(expected - got)[:5]}")
     per_class = dict(zip(class_names, np.asarray(plan.class_counts).tolist()))
-    manifest = finish_dataset(folder, entries, config=config, extra={
+    return finish_dataset(folder, entries, config=config, extra={
         "run": run, "class_names": class_names, "class_counts": per_class, "status": "generated",
-    })
-    write_card(folder)
-    return manifest
+    }, files=lambda manifest: {SyntheticLayout.CARD: card_bytes(folder, manifest)})
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,16 @@ def one_by_one(job: ShardJob, indices: list[int]) -> Iterable[dict[str, Any]]:
 ShardMapper = Callable[[ShardJob, list[int]], Iterable[dict[str, Any]]]
 
 
-def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
+def output_claim(out: str | Path, key: str) -> AbstractContextManager:
+    """Own a local `out` for this run (`synthgen.outputs`); a bucket has no marker or lock to take."""
+    return nullcontext() if is_url(out) else claim(out, "sample", run_key=key)
+
+
+def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = None,
         map_shards: ShardMapper = one_by_one) -> dict[str, Any]:
-    """The stage: `sample.num_images` images into shards in `out`, resuming a crashed run. `seed` overrides
-    `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in parallel, say)."""
+    """The stage: `sample.num_images` images into shards in `out` (a folder or an fsspec URL), resuming a crashed
+    run. `seed` overrides `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in
+    parallel, say)."""
     started = datetime.now(timezone.utc).isoformat()
     cfg = params.sample
     models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device)
@@ -94,11 +100,11 @@ def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
     plan = build_plan(cfg, class_names, seed)
     key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
-    with claim(out, "sample", run_key=key):
+    with output_claim(out, key):
         todo, done = pending_shards(out, plan, key)
         log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
                  len(todo))
-        job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, Path(out))
+        job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out)
         entries = [*done.values(), *map_shards(job, todo)]
         run_facts = {
             "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
