@@ -13,13 +13,13 @@ from typing import Any, Mapping
 from synthgen.errors import SynthgenError
 from synthgen.releases.consumer import is_releases_root, manifest_mismatch
 from synthgen.releases.index import FINAL, get_release, read_index
-from synthgen.shards.manifest import MANIFEST, METADATA, read_manifest
-from synthgen.storage import join, split_location
+from synthgen.shards.manifest import MANIFEST, METADATA, file_problem, read_manifest
+from synthgen.storage import is_url, open_store
 
 
 @dataclass(frozen=True)
 class Verification:
-    path: Path
+    path: str | Path
     checked: int  # files compared with a recorded checksum
     failures: tuple[str, ...]  # one line each
 
@@ -28,34 +28,26 @@ class Verification:
         return not self.failures
 
 
-def file_failure(path: str | Path, sha256: str, size: int | None = None) -> str | None:
-    """Why `path` (a local path or URL) does not have the recorded size and sha256, or None when it does."""
-    store, name = split_location(path)
-    if not store.exists(name):
-        return f"{path}: missing"
-    actual = store.size(name)
-    if size is not None and actual != size:
-        return f"{path}: {actual} bytes, the manifest records {size}"
-    if store.sha256(name) != sha256:
-        return f"{path}: sha256 differs from the manifest"
-    return None
-
-
 def dataset_failures(folder: str | Path, manifest: Mapping[str, Any]) -> list[str]:
     """Every shard (size, sha256) and metadata.parquet (sha256) of `folder` against its manifest."""
-    checks = [(join(folder, s["name"]), s["sha256"], s["bytes"]) for s in manifest["shards"]]
-    checks.append((join(folder, METADATA), manifest["metadata"]["sha256"], None))
-    return [f for f in (file_failure(*check) for check in checks) if f]
+    store = open_store(folder)
+    checks = [(s["name"], s["bytes"], s["sha256"]) for s in manifest["shards"]]
+    checks.append((METADATA, None, manifest["metadata"]["sha256"]))
+    return [f"{store.url(name)} {problem}" for name, size, sha in checks
+            if (problem := file_problem(store, name, size, sha))]
 
 
-def release_failures(folder: Path) -> list[str]:
+def release_failures(folder: str | Path) -> list[str]:
     """A release folder's manifest.json against the sha256 in its index row (nothing for other folders)."""
+    if is_url(folder):
+        return []  # releases are local folders
+    folder = Path(folder)
     entry = get_release(folder.parent, folder.name) if is_releases_root(folder.parent) else None
     mismatch = manifest_mismatch(folder, entry) if entry else None
     return [mismatch] if mismatch else []
 
 
-def verify_folder(folder: Path) -> Verification:
+def verify_folder(folder: str | Path) -> Verification:
     """A dataset folder or a release, every byte."""
     try:
         manifest = read_manifest(folder)
@@ -66,7 +58,9 @@ def verify_folder(folder: Path) -> Verification:
 
 
 def verify_path(path: str | Path) -> Verification:
-    """A dataset folder or a release, or every finished release of a releases root."""
+    """A dataset folder or a release, or every finished release of a releases root; a URL is a dataset folder."""
+    if is_url(path):
+        return verify_folder(str(path))
     path = Path(path)
     if is_releases_root(path):
         parts = [verify_folder(path / e.release_id) for e in read_index(path) if e.status in FINAL]

@@ -68,11 +68,26 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
+def file_problem(store: Store, name: str, size: int | None, sha256: str,
+                 digest: Callable[[str], str] | None = None) -> str | None:
+    """Why `name` in `store` lacks the size and sha256 the manifest lists, or None when it has them.
+
+    `digest` computes an object's sha256 (default `store.sha256`; the reader passes a cached one).
+    """
+    stat = store.stat(name)
+    if stat is None:
+        return f"is listed in {MANIFEST} but missing"
+    if size is not None and stat[0] != size:
+        return f"is {stat[0]} bytes, {MANIFEST} lists {size}: it is truncated or replaced"
+    if (digest or store.sha256)(name) != sha256:
+        return f"fails its sha256 check against {MANIFEST}: it was modified"
+    return None
+
+
 def verify_shard(folder: str | os.PathLike | Store, entry: dict[str, Any]) -> bool:
     """True if the shard `entry` names is in `folder` with the size and sha256 it lists."""
     store = folder if isinstance(folder, Store) else open_store(folder)
-    name = entry["name"]
-    return store.exists(name) and store.size(name) == entry["bytes"] and store.sha256(name) == entry["sha256"]
+    return file_problem(store, entry["name"], entry["bytes"], entry["sha256"]) is None
 
 
 def verify_dataset(folder: str | os.PathLike) -> list[str]:

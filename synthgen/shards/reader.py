@@ -7,7 +7,6 @@ any of its samples is served, unless `verify=False`.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -23,9 +22,9 @@ import torch
 from PIL import Image
 
 from synthgen.seeds import derive_seed
-from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest
+from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, file_problem, read_manifest
 from synthgen.shards.split import RankSplit, Row, batch_count, epoch_order, worker_range
-from synthgen.storage import join, open_store
+from synthgen.storage import Store, join, open_store
 
 DECODERS = ("torch", "numpy", "pil", "raw")
 _HASHES: dict[tuple[str, int, str], str] = {}  # (path or URL, size, version) -> sha256: each shard hashed once
@@ -52,30 +51,20 @@ def _open(folder: Path, name: str) -> BinaryIO:
     return open_store(folder).open(name)
 
 
-def _stat(folder: Path, name: str) -> tuple[int, str] | None:
-    """(size, version) of one file of a dataset folder, or None if it is missing."""
-    return open_store(folder).stat(name)
-
-
-def _sha256(folder: Path, name: str, stat: tuple[int, str]) -> str:
-    cache_key = (join(folder, name), *stat)
+def _sha256(store: Store, name: str) -> str:
+    """sha256 of an object, cached by (URL, size, version): each shard is hashed once per process."""
+    cache_key = (store.url(name), *(store.stat(name) or (-1, "")))
     if cache_key not in _HASHES:
-        with _open(folder, name) as f:
-            _HASHES[cache_key] = hashlib.file_digest(f, "sha256").hexdigest()
+        _HASHES[cache_key] = store.sha256(name)
     return _HASHES[cache_key]
 
 
-def check_file(folder: Path, name: str, size: int | None, sha256: str) -> None:
+def check_file(folder: str | Path, name: str, size: int | None, sha256: str) -> None:
     """Raise ShardStoreError unless `folder/name` has the size and sha256 the manifest lists."""
-    stat = _stat(folder, name)
-    where = f"{name} in {folder}"
-    if stat is None:
-        raise ShardStoreError(f"{where} is listed in {MANIFEST} but missing; restore the dataset")
-    if size is not None and stat[0] != size:
-        raise ShardStoreError(f"{where} is {stat[0]} bytes, {MANIFEST} lists {size}: it is truncated or replaced; "
-                              f"restore the dataset")
-    if _sha256(folder, name, stat) != sha256:
-        raise ShardStoreError(f"{where} fails its sha256 check against {MANIFEST}: it was modified; restore the dataset")
+    store = open_store(folder)
+    problem = file_problem(store, name, size, sha256, digest=lambda n: _sha256(store, n))
+    if problem:
+        raise ShardStoreError(f"{name} in {folder} {problem}; restore the dataset")
 
 
 def _selected_rows(folder: Path, manifest: dict, where, verify: bool) -> list[Row]:
