@@ -15,6 +15,7 @@ import synthgen
 from synthgen.generate.regenerate import regenerate
 from synthgen.inspect import summarise
 from synthgen.shards import ShardStoreError, read_manifest, verify_dataset
+from synthgen.shards.names import PROGRESS, WIDS_INDEX
 from synthgen.storage import StorageError, open_store
 from tests.s3_server import BUCKET, free_port
 from tests.test_shards import write_dataset
@@ -158,7 +159,7 @@ def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_di
             "--out", s3_url)
     log = tmp_path / "sample.log"
     proc = cli(*args, log=log)
-    wait_for_object(s3_url, "_progress/synthetic-000000.tar.json", proc, log)
+    wait_for_object(s3_url, f"{PROGRESS}/synthetic-000000.tar.json", proc, log)
     kill_group(proc)
     assert "manifest.json" not in objects(s3_url), "the run finished before it was killed"
     rerun = cli(*args, log=log)
@@ -168,8 +169,8 @@ def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_di
     assert shard_hashes(s3_url) == shard_hashes(local_run)
     names = set(objects(s3_url))
     shards = {s["name"] for s in manifest["shards"]}
-    assert names == shards | {s["index"] for s in manifest["shards"]} | {f"_progress/{s}.json" for s in shards} | {
-        "metadata.parquet", "manifest.json", "README.md"}
+    assert names == shards | {s["index"] for s in manifest["shards"]} | {f"{PROGRESS}/{s}.json" for s in shards} | {
+        "metadata.parquet", WIDS_INDEX, "manifest.json", "README.md"}
     keys = synthgen.load_metadata(s3_url).select("key").collect()["key"]
     assert keys.n_unique() == keys.len() == 15
     fs = fsspec.filesystem("s3")

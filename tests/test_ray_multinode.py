@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from synthgen.shards import read_manifest
+from synthgen.shards.names import PROGRESS
 from synthgen.storage import open_store
 from tests.test_sample_stage import run_flow, write_params
 
@@ -62,10 +63,10 @@ def kill_when_shards_done(node, out, count: int, timeout: float = 300) -> tuple[
 
     def watch():
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(list((out / "_progress").glob("*.json"))) < count:
+        while time.monotonic() < deadline and len(list((out / PROGRESS).glob("*.json"))) < count:
             time.sleep(0.05)
         node.kill()
-        receipts.append(len(list((out / "_progress").glob("*.json"))))
+        receipts.append(len(list((out / PROGRESS).glob("*.json"))))
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from synthgen.atomic import atomic_open, atomic_write_bytes, atomic_write_json, sha256_file
+from synthgen.card import write_card
 from synthgen.outputs import CONTROL_FILES, RELEASE, claim
 from synthgen.releases.ids import release_id_for
 from synthgen.releases.index import ReleaseEntry, finish_release, get_release, record_release, utc_now
@@ -24,14 +25,15 @@ from synthgen.stages.layout import EvalLayout
 
 
 def annotate_dataset(dataset_dir: str | Path, evaluation_dir: str | Path) -> None:
-    """Give an evaluated dataset its quality.parquet and, last, the gate verdict in its manifest
-    (`status`: published | rejected, `gate_reasons`). Files are replaced, never edited in place."""
+    """Give an evaluated dataset its quality.parquet, the gate verdict in its manifest (`status`: published |
+    rejected, `gate_reasons`) and a card that shows it. Files are replaced, never edited in place."""
     dataset, evaluation = EvalLayout(Path(dataset_dir)), EvalLayout(Path(evaluation_dir))
     if dataset.root.resolve() != evaluation.root.resolve():
         atomic_write_bytes(dataset.quality, evaluation.quality.read_bytes())
     verdict = json.loads(evaluation.gate.read_text())
     manifest = read_manifest(dataset.root)
     manifest.update(status=verdict["status"], gate_reasons=verdict["reasons"])
+    write_card(dataset.root, manifest)
     atomic_write_json(dataset.root / MANIFEST, manifest)
 
 

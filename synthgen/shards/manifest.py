@@ -15,11 +15,9 @@ import pyarrow as pa
 from synthgen.atomic import canonical_json, sha256_bytes
 from synthgen.errors import SynthgenError
 from synthgen.shards.index import merge_indexes, table_bytes
+from synthgen.shards.names import FORMAT, MANIFEST, METADATA, OLD_FORMATS, WIDS_INDEX
+from synthgen.shards.shardlist import shardlist_bytes
 from synthgen.storage import Store, open_store
-
-MANIFEST = "manifest.json"
-METADATA = "metadata.parquet"
-FORMAT = "synthgen.shards/v1"
 
 
 class ShardStoreError(SynthgenError):
@@ -29,14 +27,18 @@ class ShardStoreError(SynthgenError):
 def finish_dataset(folder: str | os.PathLike, shards: list[dict[str, Any]], config: dict[str, Any] | None = None,
                    extra: dict[str, Any] | None = None,
                    files: Callable[[dict[str, Any]], dict[str, bytes]] | None = None) -> dict[str, Any]:
-    """Merge the shard indexes into `metadata.parquet`, then publish `manifest.json` (the commit point).
+    """Merge the shard indexes into `metadata.parquet`, write the `shards.json` wids index, then publish
+    `manifest.json` (the commit point). The metadata records `extra["class_names"]` if given, else the names
+    its rows carry.
 
     `files` makes more files from the manifest (a dataset card, say): they are published before it.
     """
     store = open_store(folder)
     shards = sorted(shards, key=lambda s: s["name"])
-    metadata = table_bytes(merge_indexes(pa.BufferReader(store.read_bytes(s["index"])) for s in shards))
+    indexes = (pa.BufferReader(store.read_bytes(s["index"])) for s in shards)
+    metadata = table_bytes(merge_indexes(indexes, (extra or {}).get("class_names")))
     store.put_atomic(METADATA, metadata)
+    store.put_atomic(WIDS_INDEX, shardlist_bytes(shards))
     manifest = {
         "format": FORMAT,
         "num_samples": sum(s["count"] for s in shards),
@@ -57,8 +59,12 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     if not store.exists(MANIFEST):
         raise ShardStoreError(f"{folder} is not a finished dataset: {MANIFEST} is missing")
     manifest = json.loads(store.read_bytes(MANIFEST))
-    if manifest.get("format") != FORMAT:
-        raise ShardStoreError(f"{store.url(MANIFEST)} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    found = manifest.get("format")
+    if found in OLD_FORMATS:
+        raise ShardStoreError(f"{folder} is a {found} dataset, an older layout; this synthgen reads {FORMAT}: "
+                              "make it again (synthgen sample) or read it with the synthgen that wrote it")
+    if found != FORMAT:
+        raise ShardStoreError(f"{store.url(MANIFEST)} has format {found!r}, expected {FORMAT!r}")
     return manifest
 
 

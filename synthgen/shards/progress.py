@@ -12,11 +12,9 @@ import os
 from typing import Any
 
 from synthgen.atomic import canonical_json, remove_leftovers
-from synthgen.shards.manifest import MANIFEST, METADATA, verify_shard
-from synthgen.shards.writer import index_name
+from synthgen.shards.manifest import verify_shard
+from synthgen.shards.names import INDEX_DIR, MANIFEST, METADATA, PROGRESS, WIDS_INDEX, shard_index_name
 from synthgen.storage import Store, open_store
-
-PROGRESS = "_progress"
 
 
 def receipt_name(shard_name: str) -> str:
@@ -48,11 +46,11 @@ def resume_state(folder: str | os.PathLike, run_key: str) -> dict[str, dict[str,
     store = open_store(folder)
     receipts = store.child(PROGRESS)
     receipts.makedirs()
-    for name in (MANIFEST, METADATA):
+    for name in (MANIFEST, METADATA, WIDS_INDEX):
         store.remove(name)
     if store.is_local:  # object stores publish by a single put: no temporary files to sweep
-        remove_leftovers(store.root)
-        remove_leftovers(receipts.root)
+        for sub in (store.root, receipts.root, store.path(INDEX_DIR)):
+            remove_leftovers(sub)
     done: dict[str, dict[str, Any]] = {}
     for name in receipts.list(".json"):
         entry = _valid_receipt(store, receipts, name, run_key)
@@ -63,5 +61,5 @@ def resume_state(folder: str | os.PathLike, run_key: str) -> dict[str, dict[str,
     for shard in store.list(".tar"):
         if shard not in done:  # published but never receipted, or from another run: remake it
             store.remove(shard)
-            store.remove(index_name(shard))
+            store.remove(shard_index_name(shard))
     return done

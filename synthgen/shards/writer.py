@@ -1,9 +1,10 @@
 """Write WebDataset shards (named by `synthgen.shards.keys.shard_name`) plus a Parquet index per shard.
 
 A sample is `<key>.<format>` (the encoded image), `<key>.cls` (the integer label) and
-`<key>.json` (its metadata row). A shard is written to a temporary file and published whole
-(renamed on a local disk, uploaded to an object store), after its index: a `.tar` under its final
-name is always complete. A shard path may be a local path or an fsspec URL (`synthgen.storage`).
+`<key>.json` (its metadata row, of the declared schema). A shard is written to a temporary file and
+published whole (renamed on a local disk, uploaded to an object store), after its index
+(`synthgen.shards.names.shard_index_name`): a `.tar` under its final name is always complete. A
+shard path may be a local path or an fsspec URL (`synthgen.storage`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from synthgen.atomic import sha256_bytes
 from synthgen.shards.index import rows_to_table, table_bytes
 from synthgen.shards.keys import check_key, shard_name
 from synthgen.shards.manifest import finish_dataset
+from synthgen.shards.names import shard_index_name
+from synthgen.shards.schema import complete_row
 from synthgen.shards.tar import HashingWriter, add_member, open_tar
 from synthgen.storage import open_store, split_location
 
@@ -45,13 +48,13 @@ def sample_row(sample: ShardSample, shard: str, position: int) -> dict[str, Any]
     clash = row.keys() & sample.meta.keys()
     if clash:
         raise ValueError(f"sample meta may not override base columns: {sorted(clash)}")
-    return row | sample.meta
+    return complete_row(row | sample.meta)
 
 
 def write_shard(path: str | os.PathLike, samples: Iterable[ShardSample]) -> dict[str, Any]:
     """Write one complete shard and its index atomically; return its manifest entry."""
     store, name = split_location(path)
-    index = index_name(name)
+    index = shard_index_name(name)
     rows: list[dict] = []
     with store.writer(name) as f:
         sink = HashingWriter(f)
@@ -77,11 +80,6 @@ def write_shard(path: str | os.PathLike, samples: Iterable[ShardSample]) -> dict
         "bytes": sink.bytes,
         "sha256": sink.hexdigest(),
     }
-
-
-def index_name(shard: str) -> str:
-    """The Parquet index beside shard `shard` (`x.tar` -> `x.parquet`)."""
-    return shard.rsplit(".", 1)[0] + ".parquet"
 
 
 class ShardWriter:
