@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
-import typer
+try:
+    import typer
+except ModuleNotFoundError:  # `pip install synthgen` is the core and the reader only
+    raise SystemExit("synthgen: the command line needs the pipeline: pip install 'synthgen[pipeline]'") from None
 
 from synthgen.config import load_params
 from flows.user_errors import user_errors

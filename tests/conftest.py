@@ -6,6 +6,8 @@ import tempfile
 
 import pytest
 
+pytest_plugins = ["tests.ray_cluster"]  # the two-node Ray cluster fixture
+
 # Set before anything imports prefect: it reads these at import time.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthgen-prefect-home-")
 atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
