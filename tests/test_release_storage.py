@@ -134,3 +134,46 @@ def test_a_lock_object_of_a_dead_process_on_this_host_is_taken_over(s3_url):
 def test_an_unknown_bucket_is_one_line(s3_server):
     result = cli("inspect", "s3://no-such-bucket/releases")
     assert result.exit_code == 2 and "bucket 'no-such-bucket' does not exist" in result.output
+
+
+# ---- the release job with an s3:// releases root ------------------------------------------------
+
+def test_the_release_job_makes_locally_uploads_and_resumes_a_crashed_upload(s3_url, tmp_path, monkeypatch):
+    """`make_release_at` with sampling and evaluation faked: the release is made in the local working root,
+    uploaded, and indexed remotely; after a crash mid-upload the rerun does not sample again."""
+    from synthgen.config import load_params
+    from synthgen.releases import ReleaseFinishedError
+    from synthgen.stages import release as stage
+
+    def evaluate(params, inputs, target, seed):
+        atomic_write_json(target / "gate.json", {"status": "published", "reasons": []})
+        atomic_write_json(target / "metrics.json", {"fd_ratio": 1.0})
+        return {"status": "published", "reasons": []}
+
+    sampled = []
+
+    def sample(target):
+        sampled.append(target)
+        write_dataset(target, extra={"run": {"seed": 3}, "status": "generated"})
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stage, "evaluate_and_refill", evaluate)
+    params = load_params(Path(__file__).parent / "data" / "tiny_params.yaml", check_paths=False)
+    put = Store.put_atomic
+
+    def crash_on_metadata(self, name, data):
+        if not self.is_local and name == "metadata.parquet":
+            raise OSError("connection reset")
+        put(self, name, data)
+
+    monkeypatch.setattr(Store, "put_atomic", crash_on_metadata)
+    with pytest.raises(OSError, match="connection reset"):
+        stage.make_release_at(params, None, s3_url, "2026-11-21", 7, sample)
+    monkeypatch.setattr(Store, "put_atomic", put)
+    assert read_index(s3_url) == [] and read_index(stage.working_root(s3_url))[0].status == "published"
+    verdict = stage.make_release_at(params, None, s3_url, "2026-11-21", 7, sample)
+    assert verdict.published and len(sampled) == 1
+    assert read_index(s3_url) == [verdict.entry]
+    assert sorted(s["key"] for s in open_release(s3_url, decode="raw")) == [f"synthetic-{i:09d}" for i in range(6)]
+    with pytest.raises(ReleaseFinishedError, match=f"already published in {s3_url}"):
+        stage.make_release_at(params, None, s3_url, "2026-11-21", 7, sample)
