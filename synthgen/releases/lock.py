@@ -5,7 +5,8 @@ refused run is told which process holds it. An object store has neither rename n
 index of a remote releases root is guarded by a lock object made with a conditional create (S3's
 `If-None-Match: *`): the first writer creates it with its holder's note, every other is refused
 until the holder deletes it. A lock object left by a dead process on this host is taken over; one
-left by another host must be deleted by hand (the refusal says which object).
+left by another host must be deleted by hand (the refusal says which object). The create is atomic
+on S3; fsspec drivers without conditional writes check first and then write, a best-effort lock.
 """
 from __future__ import annotations
 
