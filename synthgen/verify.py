@@ -52,12 +52,12 @@ def release_failures(folder: str | Path) -> list[str]:
 
 def verify_folder(folder: str | Path) -> Verification:
     """A dataset folder or a release, every byte."""
+    releases = release_failures(folder)  # a release's missing manifest is named by its release
     try:
         manifest = read_manifest(folder)
     except (SynthgenError, ValueError) as e:
-        return Verification(folder, 0, (f"{folder}: {e}",))
-    failures = [*release_failures(folder), *dataset_failures(folder, manifest)]
-    return Verification(folder, manifest["num_shards"] + 2, tuple(failures))
+        return Verification(folder, 1, tuple(releases) or (f"{folder}: {e}",))
+    return Verification(folder, manifest["num_shards"] + 2, (*releases, *dataset_failures(folder, manifest)))
 
 
 def verify_path(path: str | Path) -> Verification:

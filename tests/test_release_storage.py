@@ -81,6 +81,9 @@ def test_a_tampered_remote_manifest_fails_open_inspect_and_verify_in_one_line(pu
     with pytest.raises(ReleaseNotFoundError, match=f"^release {release_id} is published but s3://\\S+ has no "
                                                    "manifest.json"):
         open_release(root)
+    for args in (("inspect", root), ("verify", root)):
+        result = cli(*args)
+        assert result.exit_code == 1 and f"{release_id}/manifest.json is missing" in result.output, result.output
 
 
 def test_a_crashed_upload_resumes_to_the_same_objects_and_one_index_row(s3_url, tmp_path, monkeypatch):

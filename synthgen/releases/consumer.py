@@ -52,7 +52,9 @@ def manifest_mismatch(folder: str | Path, entry: ReleaseEntry) -> str | None:
     if entry.manifest_sha256 is None:
         return None
     store = open_store(folder)
-    actual = store.sha256(MANIFEST) if store.exists(MANIFEST) else "missing"
+    if not store.exists(MANIFEST):
+        return f"release {entry.release_id}: {store.url(MANIFEST)} is missing; restore it (e.g. dvc pull, or publish again)"
+    actual = store.sha256(MANIFEST)
     if actual == entry.manifest_sha256:
         return None
     return (f"release {entry.release_id}: {store.url(MANIFEST)} has sha256 {actual[:16]}, the index recorded "
