@@ -23,8 +23,7 @@ def load_metadata(path, release: str | None = None):
 
 
 def _dataset_location(path, release: str | None):
-    """A dataset folder or URL as given, or the chosen release's folder when `path` is a local releases root."""
+    """A dataset folder or URL as given, or the chosen release's folder when `path` is a releases root."""
     from synthgen.releases.consumer import resolve_dataset_path
-    from synthgen.storage import is_url
 
-    return path if is_url(path) and release is None else resolve_dataset_path(path, release)
+    return resolve_dataset_path(path, release)

@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 from synthgen.errors import SynthgenError
 from synthgen.metrics.specs import INSPECT_METRICS
 from synthgen.releases.consumer import is_releases_root, manifest_mismatch
-from synthgen.releases.index import FINAL, METRICS_FILE, gate_verdict, get_release, read_index
+from synthgen.releases.index import FINAL, METRICS_FILE, gate_verdict, read_index
 from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest
 from synthgen.storage import Store, is_url, join, open_store, split_location
-from synthgen.verify import dataset_failures, release_failures
+from synthgen.verify import dataset_failures, release_entry, release_failures
 
 QUALITY = "quality.parquet"
 GENERATION_COLUMNS = ("sampler", "steps", "eta", "guidance_scale")  # per-sample metadata written by `sample`
@@ -41,7 +41,7 @@ def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | 
     an fsspec URL of a dataset folder.
     """
     path = path if is_url(path) else Path(path)
-    if not is_url(path) and is_releases_root(path):
+    if is_releases_root(path):
         return summarise_releases(path)
     if open_store(path).exists(MANIFEST):
         try:
@@ -51,10 +51,10 @@ def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | 
     raise InspectError(f"{path} is neither a dataset folder (no {MANIFEST}) nor a releases root (no index.parquet)")
 
 
-def summarise_releases(root: Path) -> dict[str, Any]:
+def summarise_releases(root: Path | str) -> dict[str, Any]:
     entries = read_index(root)
     published = [e.release_id for e in entries if e.status == "published"]
-    mismatches = [manifest_mismatch(root / e.release_id, e) for e in entries if e.status in FINAL]
+    mismatches = [manifest_mismatch(join(root, e.release_id), e) for e in entries if e.status in FINAL]
     return {
         "kind": "releases",
         "path": str(root),
@@ -68,9 +68,8 @@ def summarise_dataset(folder: Path | str, verify: bool = True,
                       metrics_file: str | Path | None = None) -> dict[str, Any]:
     manifest = read_manifest(folder)
     metadata = _read_columns(open_store(folder), METADATA, ("label", "class_name", *IMAGE_COLUMNS, *GENERATION_COLUMNS))
-    local = not is_url(folder)  # releases (their index and gate files) live on a local disk
-    release = get_release(folder.parent, folder.name) if local and is_releases_root(folder.parent) else None
-    verdict = gate_verdict(folder) if local else None
+    release = release_entry(folder)
+    verdict = gate_verdict(folder)
     return {
         "kind": "release" if release else "dataset",
         "path": str(folder),
@@ -91,8 +90,7 @@ def summarise_dataset(folder: Path | str, verify: bool = True,
 def verification(folder: Path | str, manifest: Mapping[str, Any], shards: bool = True) -> dict[str, Any]:
     """A release's manifest against its index row and, with `shards`, the shards and metadata.parquet
     re-hashed against the manifest; `checked_shards` is None when they were not."""
-    releases = [] if is_url(folder) else release_failures(folder)
-    failures = releases + (dataset_failures(folder, manifest) if shards else [])
+    failures = release_failures(folder) + (dataset_failures(folder, manifest) if shards else [])
     return {"ok": not failures, "checked_shards": manifest["num_shards"] if shards else None, "failures": failures}
 
 
