@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet pip==26.3
 	# torch first and exactly pinned: this resolves to the local CPU wheel, never the CUDA stack.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[ray,s3,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[pipeline,s3,test]"
 	touch $@
 
 run: $(STAMP)

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
-import typer
+try:
+    import typer
+except ModuleNotFoundError:  # `pip install synthgen` is the core and the reader only
+    raise SystemExit("synthgen: the command line needs the pipeline: pip install 'synthgen[pipeline]'") from None
 
 from synthgen.config import load_params
 from flows.user_errors import user_errors
@@ -38,7 +41,7 @@ FOLDER_HELP = {  # what a folder option holds when a stage reads it
     "synthetic": "Synthetic dataset (from `sample`).",
     "classifier": "Feature classifier (from `train-classifier`).",
     "sweep": "Sampler sweep (from `sweep`) to plot; skipped when absent.",
-    "releases": "Root folder of the releases.",
+    "releases": "Root of the releases: a folder or an fsspec URL (s3://bucket/releases).",
 }
 
 
@@ -134,6 +137,7 @@ def run(params: Params = Path("params.yaml"), set: Sets = None,
         dvc: bool = typer.Option(True, help="Run through `dvc repro` (skips unchanged stages); --no-dvc runs flows directly."),
         stage: Optional[list[str]] = typer.Option(None, help="Run only these stages (repeatable)."),
         publish: bool = typer.Option(True, help="Publish the evaluated dataset as a release."),
+        releases: str = folder_option("releases"),
         force: Force = False) -> None:
     """The whole pipeline: every stage, the quality gate, and a release."""
     from synthgen.outputs import replacing
@@ -142,7 +146,8 @@ def run(params: Params = Path("params.yaml"), set: Sets = None,
         loaded = load_params(params, set or [])
         if dvc and set:
             raise SynthgenError("with DVC, change params.yaml or use `dvc exp run -S key=value`; --set needs --no-dvc")
-        importlib.import_module("flows.pipeline").pipeline(loaded, use_dvc=dvc, stages=stage, publish=publish)
+        importlib.import_module("flows.pipeline").pipeline(loaded, use_dvc=dvc, stages=stage, publish=publish,
+                                                           releases=releases)
 
 
 @app.command()

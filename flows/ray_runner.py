@@ -32,8 +32,10 @@ class SharedApiRayTaskRunner(RayTaskRunner):
 
 
 def ray_task_runner(cfg: SampleConfig) -> RayTaskRunner:
-    if cfg.ray_address:
-        return SharedApiRayTaskRunner(address=cfg.ray_address)
+    """Connect to `sample.ray_address` (or Ray's own RAY_ADDRESS), else start a local cluster."""
+    address = cfg.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        return SharedApiRayTaskRunner(address=address)
     local = {"num_cpus": max(1, int(cfg.max_workers * cfg.ray_num_cpus)), "include_dashboard": False,
              "_node_ip_address": "127.0.0.1", "log_to_driver": False}
     return SharedApiRayTaskRunner(init_kwargs=local)

@@ -1,7 +1,8 @@
 """The scheduled job: refresh models when stale (DVC decides), then make the release of the run date.
 
 Each run date gets its own release `releases/<date>/` with a seed derived from the date, so any
-release can be reproduced; `synthgen.stages.release` makes it and returns the verdict. A rejected
+release can be reproduced; `synthgen.stages.release` makes it and returns the verdict. `releases`
+may be a URL (`s3://bucket/releases`): the release is made on this disk and uploaded there. A rejected
 release fails the run with the gate's reasons.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from synthgen.stages import release as stage
 from synthgen.stages.layout import (
     AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, ReleasesLayout, SweepLayout,
 )
+from synthgen.storage import join
 from tasks.dvc import dvc_push_task, dvc_stage_task
 
 MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_classifier",
@@ -48,12 +50,13 @@ def release(params_path: str = "params.yaml", run_date: str | None = None, relea
         dvc_stage_task(model_stage)
     release_id = release_id_for(run_date_of(run_date))
     seed = derive_seed(params.sample.seed, "release/seed", release_id)
-    verdict = stage.make_release(params, MODELS, ReleasesLayout(Path(releases)), release_id, seed,
-                                 sample=lambda target: run_sample(params, out=str(target), seed=seed))
-    target = Path(releases) / release_id
+    verdict = stage.make_release_at(params, MODELS, releases, release_id, seed,
+                                    sample=lambda target: run_sample(params, out=str(target), seed=seed))
+    target = stage.working_root(releases) / release_id  # where it was made: on this disk
     if not verdict.published:
-        raise rejection(target, verdict.reasons)
+        raise rejection(join(releases, release_id), verdict.reasons)
     pushed = dvc_push_task() if (use_dvc and push) else False
     publish_summary(target, release_id, {"release": verdict.entry.status, "dvc push": "done" if pushed else "no remote"})
-    print(f"release {release_id}: {verdict.entry.status} ({verdict.entry.num_images} images) -> {target}")
+    print(f"release {release_id}: {verdict.entry.status} ({verdict.entry.num_images} images) -> "
+          f"{join(releases, release_id)}")
     return {"release": release_id, "status": verdict.entry.status, "seed": seed}

@@ -30,7 +30,7 @@ def sample(params: Params, diffusion: str = DiffusionLayout.DEFAULT, autoencoder
            out: str = SyntheticLayout.DEFAULT, seed: int | None = None) -> dict:
     """Generate `sample.num_images` images into WebDataset shards in `out` (resuming a crashed run)."""
     inputs = stage.Inputs(DiffusionLayout(Path(diffusion)), AutoencoderLayout(Path(autoencoder)))
-    summary = stage.run(params, inputs, Path(out), seed=seed, map_shards=shard_tasks)
+    summary = stage.run(params, inputs, out, seed=seed, map_shards=shard_tasks)
     print(f"wrote {summary['num_samples']} images in {summary['num_shards']} shards to {out}")
     return summary
 

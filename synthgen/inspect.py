@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 from synthgen.errors import SynthgenError
 from synthgen.metrics.specs import INSPECT_METRICS
 from synthgen.releases.consumer import is_releases_root, manifest_mismatch
-from synthgen.releases.index import FINAL, METRICS_FILE, gate_verdict, get_release, read_index
+from synthgen.releases.index import FINAL, METRICS_FILE, gate_verdict, read_index
 from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest
-from synthgen.verify import dataset_failures, release_failures
+from synthgen.storage import Store, is_url, join, open_store, split_location
+from synthgen.verify import dataset_failures, release_entry, release_failures
 
 QUALITY = "quality.parquet"
 GENERATION_COLUMNS = ("sampler", "steps", "eta", "guidance_scale")  # per-sample metadata written by `sample`
@@ -36,12 +37,13 @@ def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | 
 
     `verify` re-hashes every shard against the manifest (reads every byte); a release's manifest is
     always checked against its index row. `metrics_file` names a metrics.json kept elsewhere
-    (default: the folder's own, if any). `passed` tells whether every check passed.
+    (default: the folder's own, if any). `passed` tells whether every check passed. `path` may be
+    an fsspec URL of a dataset folder.
     """
-    path = Path(path)
+    path = path if is_url(path) else Path(path)
     if is_releases_root(path):
         return summarise_releases(path)
-    if (path / MANIFEST).is_file():
+    if open_store(path).exists(MANIFEST):
         try:
             return summarise_dataset(path, verify, metrics_file)
         except ShardStoreError as e:
@@ -49,10 +51,10 @@ def summarise(path: str | Path, verify: bool = True, metrics_file: str | Path | 
     raise InspectError(f"{path} is neither a dataset folder (no {MANIFEST}) nor a releases root (no index.parquet)")
 
 
-def summarise_releases(root: Path) -> dict[str, Any]:
+def summarise_releases(root: Path | str) -> dict[str, Any]:
     entries = read_index(root)
     published = [e.release_id for e in entries if e.status == "published"]
-    mismatches = [manifest_mismatch(root / e.release_id, e) for e in entries if e.status in FINAL]
+    mismatches = [manifest_mismatch(join(root, e.release_id), e) for e in entries if e.status in FINAL]
     return {
         "kind": "releases",
         "path": str(root),
@@ -62,10 +64,11 @@ def summarise_releases(root: Path) -> dict[str, Any]:
     }
 
 
-def summarise_dataset(folder: Path, verify: bool = True, metrics_file: str | Path | None = None) -> dict[str, Any]:
+def summarise_dataset(folder: Path | str, verify: bool = True,
+                      metrics_file: str | Path | None = None) -> dict[str, Any]:
     manifest = read_manifest(folder)
-    metadata = _read_columns(folder / METADATA, ("label", "class_name", *IMAGE_COLUMNS, *GENERATION_COLUMNS))
-    release = get_release(folder.parent, folder.name) if is_releases_root(folder.parent) else None
+    metadata = _read_columns(open_store(folder), METADATA, ("label", "class_name", *IMAGE_COLUMNS, *GENERATION_COLUMNS))
+    release = release_entry(folder)
     verdict = gate_verdict(folder)
     return {
         "kind": "release" if release else "dataset",
@@ -79,12 +82,12 @@ def summarise_dataset(folder: Path, verify: bool = True, metrics_file: str | Pat
         "images": image_counts(metadata),
         "generation": {c: value_counts(metadata, c) for c in GENERATION_COLUMNS if c in metadata.column_names},
         "gate": {"status": verdict[0], "reasons": verdict[1]} if verdict else None,
-        "metrics": flat_metrics(Path(metrics_file) if metrics_file else folder / METRICS_FILE),
-        "quality": _parquet_shape(folder / QUALITY),
+        "metrics": flat_metrics(metrics_file or join(folder, METRICS_FILE)),
+        "quality": _parquet_shape(join(folder, QUALITY)),
     }
 
 
-def verification(folder: Path, manifest: Mapping[str, Any], shards: bool = True) -> dict[str, Any]:
+def verification(folder: Path | str, manifest: Mapping[str, Any], shards: bool = True) -> dict[str, Any]:
     """A release's manifest against its index row and, with `shards`, the shards and metadata.parquet
     re-hashed against the manifest; `checked_shards` is None when they were not."""
     failures = release_failures(folder) + (dataset_failures(folder, manifest) if shards else [])
@@ -96,9 +99,9 @@ def passed(summary: Mapping[str, Any]) -> bool:
     return summary["verification"]["ok"]
 
 
-def _read_columns(path: Path, wanted: tuple[str, ...]) -> pa.Table:
-    present = set(pq.read_schema(path).names)
-    return pq.read_table(path, columns=[c for c in wanted if c in present])
+def _read_columns(store: Store, name: str, wanted: tuple[str, ...]) -> pa.Table:
+    table = pq.read_table(pa.BufferReader(store.read_bytes(name)))
+    return table.select([c for c in wanted if c in table.column_names])
 
 
 def class_counts(metadata: pa.Table) -> dict[str, int]:
@@ -120,9 +123,10 @@ def image_counts(metadata: pa.Table) -> dict[str, dict[str, int]]:
     return {"format": value_counts(metadata, "format"), "size": value_counts(pa.table({"size": size}), "size")}
 
 
-def flat_metrics(path: Path) -> dict[str, Any]:
+def flat_metrics(path: str | Path) -> dict[str, Any]:
     """metrics.json flattened to dotted keys (`a.b`), numbers and strings only; empty if absent."""
-    if not path.is_file():
+    store, name = split_location(path)
+    if not store.exists(name):
         return {}
     flat: dict[str, Any] = {}
 
@@ -133,14 +137,15 @@ def flat_metrics(path: Path) -> dict[str, Any]:
         elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
             flat[prefix] = value
 
-    walk("", json.loads(path.read_text()))
+    walk("", json.loads(store.read_bytes(name)))
     return flat
 
 
-def _parquet_shape(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
+def _parquet_shape(path: str | Path) -> dict[str, Any] | None:
+    store, name = split_location(path)
+    if not store.exists(name):
         return None
-    meta = pq.read_metadata(path)
+    meta = pq.read_metadata(pa.BufferReader(store.read_bytes(name)))
     return {"rows": meta.num_rows, "columns": meta.schema.to_arrow_schema().names}
 
 

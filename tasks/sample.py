@@ -1,5 +1,6 @@
 """The sample stage's shards as Prefect tasks: one task per shard, on the flow's task runner (threads or Ray)."""
 import contextlib
+import sys
 import time
 
 from prefect import get_run_logger, task, unmapped
@@ -14,8 +15,16 @@ from tasks.retry import IO_RETRIES
 
 @task(cache_policy=NO_CACHE, task_run_name="sample-shard-{index}", **IO_RETRIES)
 def sample_shard_task(index: int, job: ShardJob) -> dict:
-    """Generate one shard, write it atomically, then record its receipt."""
-    return job.make(index)
+    """Generate one shard, write it atomically, then record its receipt; on Ray, name the node that made it."""
+    return {**job.make(index), **ray_node()}
+
+
+def ray_node() -> dict:
+    """`{"ray_node": <node id>}` inside a Ray worker, else nothing (Ray is never imported here)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return {}
+    return {"ray_node": ray.get_runtime_context().get_node_id()}
 
 
 def shard_resources(cfg: SampleConfig):

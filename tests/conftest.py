@@ -6,6 +6,8 @@ import tempfile
 
 import pytest
 
+pytest_plugins = ["tests.ray_cluster"]  # the two-node Ray cluster fixture
+
 # Set before anything imports prefect: it reads these at import time.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthgen-prefect-home-")
 atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
@@ -44,3 +46,6 @@ def models_dir(tmp_path_factory):
     from tests.tiny_models import write_tiny_models
 
     return write_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+from tests.s3_server import s3_server, s3_url  # noqa: E402,F401  (the loopback S3 server fixtures)

@@ -40,9 +40,9 @@ def test_changed_shard_fails_verification(tmp_path):
     s = summarise(tmp_path)
     shard = tmp_path / "synthetic-000001.tar"
     assert s["verification"]["ok"] is False and not passed(s)
-    assert s["verification"]["failures"] == [f"{shard}: {shard.stat().st_size} bytes, the manifest records "
-                                             f"{shard.stat().st_size - 1}"]
-    assert f"verified       FAILED: 1 problems\n  - {shard}: " in format_summary(s)
+    assert s["verification"]["failures"] == [f"{shard} is {shard.stat().st_size} bytes, manifest.json lists "
+                                             f"{shard.stat().st_size - 1}: it is truncated or replaced"]
+    assert f"verified       FAILED: 1 problems\n  - {shard} is " in format_summary(s)
     assert "verified       skipped" in format_summary(summarise(tmp_path, verify=False))
 
 
@@ -122,8 +122,8 @@ def test_inspect_and_verify_exit_non_zero_on_a_changed_shard(tmp_path):
     verified = cli("verify", tmp_path)
     assert verified.exit_code == 1
     assert verified.output.splitlines() == [
-        f"{tmp_path / 'synthetic-000001.tar'}: sha256 differs from the manifest",
-        f"{tmp_path / 'synthetic-000002.tar'}: missing",
+        f"{tmp_path / 'synthetic-000001.tar'} fails its sha256 check against manifest.json: it was modified",
+        f"{tmp_path / 'synthetic-000002.tar'} is listed in manifest.json but missing",
         f"{tmp_path}: FAILED, 2 of 5 checks failed",
     ]
 

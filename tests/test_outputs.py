@@ -212,7 +212,7 @@ def test_two_concurrent_sample_runs_one_is_refused_naming_the_holder(models_dir,
     manifest = read_manifest(out)
     assert manifest["num_samples"] == 6 and manifest["run"]["seed"] == 0
     assert sorted(p.name for p in out.glob("*.tar")) == [s["name"] for s in manifest["shards"]]
-    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")) == sorted(
         [s["index"] for s in manifest["shards"]] + ["metadata.parquet"])
     assert verify_dataset(out) == [] and not holder_path(out / LOCK).exists()
 

@@ -124,6 +124,25 @@ def test_the_release_command_makes_a_release(project):
     assert read_manifest(folder / "releases" / "2026-11-16")["num_samples"] == 24
 
 
+def test_the_release_command_publishes_to_an_s3_releases_root(project, s3_url):
+    """`synthgen release --releases s3://...`: made on this disk, uploaded, indexed remotely, opened from the URL."""
+    from typer.testing import CliRunner
+
+    import synthgen
+    from flows.cli import app
+    from synthgen.stages.release import working_root
+
+    folder, _ = project
+    with working_directory(folder):
+        result = CliRunner().invoke(app, ["release", "--no-dvc", "--date", "2026-11-14", "--releases", s3_url])
+        local = working_root(s3_url) / "2026-11-14"
+    assert result.exit_code == 0, result.output
+    [entry] = read_index(s3_url)
+    assert entry.release_id == "2026-11-14" and entry.status == "published" and entry.num_images == 24
+    assert resolve_release(s3_url) == f"{s3_url}/2026-11-14" and (folder / local / "manifest.json").is_file()
+    assert len(list(synthgen.open_dataset(s3_url, decode="raw"))) == 24
+
+
 def test_the_release_command_refuses_a_locked_release_in_one_line(project):
     from typer.testing import CliRunner
 

@@ -1,11 +1,11 @@
 """Verify on read (issue 15, case 4): a damaged shard is one clear ShardStoreError naming it, never
 a silently wrong label, silently lost samples or a raw KeyError."""
-import hashlib
 import tarfile
 
 import pytest
 
 from synthgen.shards import ShardStoreError, open_dataset
+from synthgen.storage import Store
 from tests.test_shards import write_dataset
 
 SHARD = "train-000000.tar"
@@ -65,8 +65,8 @@ def test_the_check_runs_where_the_shard_is_opened(dataset):
 
 def test_each_shard_is_hashed_once_per_process(dataset, monkeypatch):
     hashed = []
-    real = hashlib.file_digest
-    monkeypatch.setattr(hashlib, "file_digest", lambda f, name: hashed.append(f.name) or real(f, name))
+    real = Store.sha256
+    monkeypatch.setattr(Store, "sha256", lambda store, name: hashed.append(name) or real(store, name))
     ds = open_dataset(dataset, shuffle=True)
     for epoch in range(3):
         ds.set_epoch(epoch)

@@ -22,6 +22,7 @@ from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.shards import manifest as manifest_module
+from synthgen.shards.schema import read_class_names
 from synthgen.stages.sample import build_plan, finish_run, run_key
 from tests.tiny_models import CLASS_NAMES, write_tiny_models
 
@@ -121,8 +122,18 @@ def test_manifest_records_the_round_and_the_dataset_verifies(original, reference
         (s["name"], s["count"]) for s in read_manifest(original)["shards"]]
     assert manifest["refill"]["rounds"] == 1 and manifest["refill"]["replaced"] == 3
     assert manifest["refill"]["criteria"] == ["near_duplicate"] and manifest["status"] == "generated"
-    assert not (reference / "quality.parquet").exists() and not (reference / "_refill").exists()
+    assert not (reference / "quality.parquet").exists() and not (reference / "__refill__").exists()
     assert "## Refill" in (reference / "README.md").read_text()
+
+
+def test_refill_leaves_one_schema_in_every_shard_index(reference):
+    """Rewritten and untouched shards alike: the same columns and types, no null refill_round."""
+    merged = pq.read_schema(reference / "metadata.parquet").remove_metadata()
+    for shard in read_manifest(reference)["shards"]:
+        index = pq.read_table(reference / shard["index"])
+        assert index.schema.remove_metadata() == merged, shard["name"]
+        assert index["refill_round"].null_count == 0
+    assert read_class_names(pq.read_schema(reference / "metadata.parquet")) == CLASS_NAMES
 
 
 def test_a_replacement_can_be_regenerated_from_its_row(reference, models_dir):
@@ -167,8 +178,8 @@ def crash_on(monkeypatch, module, name, after_calls=0):
 
 @pytest.mark.parametrize("module,name,after_calls", [
     (refill_module, "generate_shard", 0),  # before any shard is touched
-    (refill_module, "write_shard", 2),  # two shards rewritten, one not
-    (manifest_module, "atomic_write_json", 0),  # new metadata.parquet, old manifest
+    (refill_module, "write_shard", 1),  # one of the two shards that lose a sample rewritten
+    (manifest_module, "canonical_json", 0),  # new metadata.parquet, old manifest
     (refill_module, "tidy", 0),  # committed, journal and staging shard still there
 ])
 def test_a_crashed_round_reruns_to_the_same_bytes(original, reference, models, tmp_path, monkeypatch,

@@ -82,7 +82,8 @@ def test_flow_writes_dataset_with_traceable_rows(reference, models_dir):
     diffusion_sha = load_models(*models_dir, "cpu").diffusion.sha256
     assert rows["diffusion_sha256"].unique().to_list() == [diffusion_sha]
     assert "host" in manifest["run"] and "host" not in rows.columns
-    assert (reference / "README.md").read_text().startswith("# Synthetic dataset")
+    card = (reference / "README.md").read_text()
+    assert card.startswith("---\nconfigs:") and "\n# Synthetic dataset\n" in card
 
 
 def test_batch_size_change_reproduces_the_same_dataset(reference, models_dir, tmp_path):

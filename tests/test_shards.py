@@ -20,6 +20,9 @@ from synthgen.shards import (
     sanitize_key, verify_dataset, write_shard,
 )
 from synthgen.shards import tar as shard_tar
+from synthgen.shards.schema import COLUMNS
+
+GENERATION_COLUMNS = [c.name for c in COLUMNS if c.group == "generation"]  # a `seed` brings its whole group
 
 REPO = str(Path(__file__).resolve().parents[1])
 
@@ -43,7 +46,7 @@ def test_same_samples_give_byte_identical_files(tmp_path):
     a = write_dataset(tmp_path / "a")
     b = write_dataset(tmp_path / "b")
     assert [s["sha256"] for s in a["shards"]] == [s["sha256"] for s in b["shards"]]
-    for name in ["train-000000.tar", "train-000000.parquet", "metadata.parquet", "manifest.json"]:
+    for name in ["train-000000.tar", "__index__/train-000000.parquet", "metadata.parquet", "shards.json", "manifest.json"]:
         assert sha256_file(tmp_path / "a" / name) == sha256_file(tmp_path / "b" / name), name
 
 
@@ -124,13 +127,13 @@ def test_parquet_schema_and_rows(tmp_path):
     write_dataset(tmp_path, n=10)
     schema = pq.read_schema(tmp_path / "metadata.parquet")
     assert schema.names == ["key", "shard", "index", "label", "class_name", "sha256", "width", "height",
-                            "format", "seed"]
+                            "format", *GENERATION_COLUMNS]
     frame = load_metadata(tmp_path).collect()
     assert frame.height == 10 and frame["key"].n_unique() == 10
     row = frame.filter(pl.col("key") == "img-0005").row(0, named=True)
     assert row["shard"] == "train-000001.tar" and row["index"] == 1 and row["label"] == 2
     assert row["sha256"] == hashlib.sha256(list(make_samples(6))[5].image).hexdigest()
-    shard_index = pq.read_table(tmp_path / "train-000002.parquet")
+    shard_index = pq.read_table(tmp_path / "__index__" / "train-000002.parquet")
     assert shard_index.num_rows == 2
 
 

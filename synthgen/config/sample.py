@@ -22,6 +22,7 @@ class SampleConfig(Section):
     batch_size: int = unkeyed(125, ge=1, le=65_536)  # images sampled together; never changes the bytes
     micro_batch: int = Field(64, ge=1, le=65_536)  # rows per network call (padded): fixes the numerics, so part of the bytes
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding of the synthetic images
+    license: str = unkeyed("other", pattern=r"^[a-z0-9][a-z0-9.+-]*$")  # the dataset card's license: a Hugging Face id (apache-2.0, cc-by-4.0, other)
     encode_workers: int = unkeyed(2, ge=0, le=256)  # threads that PNG-encode while the model runs; 0 = inline
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     cpu_threads: int = unkeyed(1, ge=0, le=1024)  # torch intra-op threads per shard task; 0 = torch's default

@@ -5,18 +5,21 @@ the plan's own derivation (`derive_seed(run seed, "sample/seed", index)`) and no
 replacement goes into the shard of the sample it replaces, so shard names, sizes and the total stay.
 
 A round runs in crash-safe steps inside the dataset folder:
-  1. plan it from the committed dataset and journal the plan in `_refill/round-NNN.json`;
-  2. generate every replacement into the staging shard `_refill/round-NNN.tar` (sample-stage code);
+  1. plan it from the committed dataset and journal the plan in `__refill__/round-NNN.json`;
+  2. generate every replacement into the staging shard `__refill__/round-NNN.tar` (sample-stage code);
   3. rewrite each shard the plan names: kept samples, then its replacements (atomic, idempotent);
   4. commit: metadata.parquet, then manifest.json (which records the round); then clean up.
 A rerun after a crash resumes the journalled plan (it still names the committed manifest by sha256),
-or sees in the manifest that the round is done. Every row gets `refill_round` (0: original) and
-`replaces` (the key it replaced; null for originals). The evaluate -> refill loop is the caller's.
+or sees in the manifest that the round is done. Every row of a generated dataset has `refill_round`
+(0: original) and `replaces` (the key it replaced; null for originals) from the start (the declared
+schema's defaults), so only the shards that lose a sample are rewritten. The evaluate -> refill loop
+is the caller's.
 """
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +28,8 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from synthgen.atomic import atomic_write_bytes, atomic_write_json, remove_leftovers, sha256_file
+from synthgen.atomic import atomic_write_json, remove_leftovers, sha256_file
+from synthgen.card import write_card
 from synthgen.config.sample import SampleConfig
 from synthgen.errors import SynthgenError
 from synthgen.generate.models import GenerationModels
@@ -33,15 +37,14 @@ from synthgen.generate.plan import ShardPlan
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
-from synthgen.shards.index import BASE_SCHEMA
 from synthgen.shards.keys import parse_sample_key, sample_key
-from synthgen.shards.manifest import MANIFEST, METADATA
+from synthgen.shards.names import INDEX_DIR, MANIFEST, METADATA, REFILL, shard_index_name
+from synthgen.shards.schema import SAMPLE_COLUMNS
 from synthgen.stages.layout import EvalLayout, SyntheticLayout
-from synthgen.stages.sample import dataset_card, run_key
+from synthgen.stages.sample import run_key
 
 log = logging.getLogger(__name__)
 
-REFILL_DIR = "_refill"
 CRITERIA = ("near_duplicate", "misclassified")
 ROUND_COLUMN, REPLACES_COLUMN = "refill_round", "replaces"
 DATASET_FIELDS = ("format", "num_samples", "num_shards", "shards", "metadata", "config")  # finish_dataset writes them
@@ -110,7 +113,7 @@ def round_stem(round: int) -> str:
 
 
 def plan_path(folder: Path, round: int) -> Path:
-    return folder / REFILL_DIR / f"{round_stem(round)}.json"
+    return folder / REFILL / f"{round_stem(round)}.json"
 
 
 def global_index(key: str) -> int:
@@ -147,7 +150,7 @@ def make_plan(folder: Path, manifest: dict[str, Any], flagged: Sequence[str], ro
                     rows["shard"][position[k]])
         for i, k in enumerate(gone, start=next_index))
     touched, going = {r.shard for r in replacements}, set(gone)
-    rewrite = [s["name"] for s in manifest["shards"] if s["name"] in touched or ROUND_COLUMN not in rows]
+    rewrite = [s["name"] for s in manifest["shards"] if s["name"] in touched]
     keep: dict[str, list[str]] = {name: [] for name in rewrite}
     for key, shard in zip(rows["key"], rows["shard"]):
         if shard in keep and key not in going:
@@ -178,6 +181,10 @@ class RefillProvenance(Provenance):
         return {**super().row(cfg, seed), ROUND_COLUMN: self.round, REPLACES_COLUMN: dict(self.replaces)[seed]}
 
 
+def shard_index(tar_path: Path) -> Path:
+    return tar_path.parent / shard_index_name(tar_path.name)
+
+
 def shard_samples(tar_path: Path) -> dict[str, ShardSample]:
     """Every sample of a shard, rebuilt from its tar members and its index rows, by key."""
     members: dict[str, dict[str, bytes]] = {}
@@ -186,12 +193,10 @@ def shard_samples(tar_path: Path) -> dict[str, ShardSample]:
             key, _, ext = info.name.partition(".")
             members.setdefault(key, {})[ext] = tar.extractfile(info).read()
     samples = {}
-    for row in pq.read_table(tar_path.with_suffix(".parquet")).to_pylist():
+    for row in pq.read_table(shard_index(tar_path)).to_pylist():
         if row["key"] not in members:  # the index may be one write ahead of its tar
             continue
-        meta = {k: v for k, v in row.items() if k not in BASE_SCHEMA.names}
-        meta.setdefault(ROUND_COLUMN, 0)
-        meta.setdefault(REPLACES_COLUMN, None)
+        meta = {k: v for k, v in row.items() if k not in SAMPLE_COLUMNS}
         samples[row["key"]] = ShardSample(row["key"], members[row["key"]][row["format"]], row["label"],
                                           row["class_name"], row["width"], row["height"], row["format"], meta)
     return samples
@@ -199,11 +204,11 @@ def shard_samples(tar_path: Path) -> dict[str, ShardSample]:
 
 def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg: SampleConfig,
                   class_names: list[str]) -> Path:
-    """Generate the round's replacements with the sample stage's code into `_refill/round-NNN.tar` (once)."""
-    path = folder / REFILL_DIR / f"{round_stem(plan.round)}.tar"
+    """Generate the round's replacements with the sample stage's code into `__refill__/round-NNN.tar` (once)."""
+    path = folder / REFILL / f"{round_stem(plan.round)}.tar"
     wanted = [r.key for r in plan.replacements]
-    if path.is_file() and path.with_suffix(".parquet").is_file():
-        if pq.read_table(path.with_suffix(".parquet"), columns=["key"])["key"].to_pylist() == wanted:
+    if path.is_file() and shard_index(path).is_file():
+        if pq.read_table(shard_index(path), columns=["key"])["key"].to_pylist() == wanted:
             return path  # published atomically by an earlier attempt of this round
     reps = plan.replacements
     shard = ShardPlan(plan.round, path.name, np.array([r.index for r in reps]), np.array([r.label for r in reps]),
@@ -239,26 +244,16 @@ def commit(folder: Path, manifest: dict[str, Any], plan: RefillPlan, entries: di
                           extra={**extra, "status": "generated", "refill": record})
 
 
-def tidy(folder: Path, manifest: dict[str, Any]) -> None:
+def tidy(folder: Path) -> None:
     """After a commit: the dataset card, and no journal or staging shard left."""
-    card = dataset_card(manifest) + refill_note(manifest["refill"])
-    atomic_write_bytes(SyntheticLayout(folder).card, card.encode())
+    write_card(folder)
     clear_staging(folder)
-    if (folder / REFILL_DIR).is_dir():
-        (folder / REFILL_DIR).rmdir()
 
 
 def clear_staging(folder: Path) -> None:
     """Remove every journal and staging shard (of a committed round, or of a plan that no longer applies)."""
-    staging = folder / REFILL_DIR
-    for path in sorted(staging.iterdir()) if staging.is_dir() else []:
-        path.unlink()
-
-
-def refill_note(record: dict[str, Any]) -> str:
-    return (f"\n## Refill\n\nFlagged samples ({', '.join(record['criteria'])}) were replaced by new samples of the same "
-            f"label with fresh seeds: {record['replaced']} replaced in {record['rounds']} refill round(s). Columns "
-            "`refill_round` (0: original) and `replaces` (the key a sample replaced); `refill` in `manifest.json`.\n")
+    if (folder / REFILL).is_dir():
+        shutil.rmtree(folder / REFILL)
 
 
 # ---- the round -------------------------------------------------------------------------------
@@ -276,10 +271,10 @@ class RefillProgress:
 
 def pending_plan(folder: Path) -> RefillPlan | None:
     """The journalled plan that starts from the committed manifest, if a crashed round left one."""
-    if not (folder / MANIFEST).is_file() or not (folder / REFILL_DIR).is_dir():
+    if not (folder / MANIFEST).is_file() or not (folder / REFILL).is_dir():
         return None
     sha = sha256_file(folder / MANIFEST)
-    for path in sorted((folder / REFILL_DIR).glob("round-*.json")):
+    for path in sorted((folder / REFILL).glob("round-*.json")):
         plan = RefillPlan.from_json(json.loads(path.read_text()))
         if plan.base_manifest_sha256 == sha:
             return plan
@@ -309,13 +304,13 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
     done = manifest.get("refill", {}).get("rounds", 0)
     if round <= done:
         if pending_plan(folder) is None:  # a crash may have come between the commit and the tidying
-            tidy(folder, manifest)
+            tidy(folder)
         return {"round": round, "replaced": manifest["refill"]["history"][round - 1]["replaced"],
                 "num_samples": manifest["num_samples"], "rounds": done, "resumed": True}
     if round != done + 1:
         raise SynthgenError(f"refill round {round} of {folder} needs round {round - 1} first ({done} done)")
-    remove_leftovers(folder)
-    remove_leftovers(folder / REFILL_DIR)
+    for sub in (folder, folder / INDEX_DIR, folder / REFILL, folder / REFILL / INDEX_DIR):
+        remove_leftovers(sub)
     plan, resumed = resume_or_plan(folder, manifest, flagged_keys, models, sample_cfg, seed, round, criteria)
     if plan is None:
         return {"round": round, "replaced": 0, "num_samples": manifest["num_samples"], "rounds": done, "resumed": False}
@@ -324,7 +319,7 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
     if plan.replacements:
         staged = shard_samples(staging_shard(folder, plan, models, sample_cfg, manifest["class_names"]))
     committed = commit(folder, manifest, plan, rewrite_shards(folder, plan, staged))
-    tidy(folder, committed)
+    tidy(folder)
     log.info("refill round %d of %s: replaced %d samples", round, folder, len(plan.flagged))
     return {"round": round, "replaced": len(plan.flagged), "num_samples": committed["num_samples"], "rounds": round,
             "resumed": resumed, "flagged": list(plan.flagged), "replacements": [r.key for r in plan.replacements]}

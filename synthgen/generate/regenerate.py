@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -17,6 +18,7 @@ from synthgen.generate.shard_sampler import generate_pixels
 from synthgen.imaging import encode_image
 from synthgen.shards import read_manifest
 from synthgen.shards.manifest import METADATA
+from synthgen.storage import open_store
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class Regenerated:
         return self.sha256 == self.expected_sha256
 
 
-def metadata_row(folder: Path, key: str) -> dict:
-    table = pq.read_table(folder / METADATA)
+def metadata_row(folder: str | Path, key: str) -> dict:
+    table = pq.read_table(pa.BufferReader(open_store(folder).read_bytes(METADATA)))
     rows = table.filter(pc.equal(table["key"], key)).to_pylist()
     if not rows:
         raise SynthgenError(f"no sample with key {key!r} in {folder}")
@@ -41,8 +43,7 @@ def metadata_row(folder: Path, key: str) -> dict:
 
 def regenerate(folder: str | Path, key: str, diffusion_dir: str | Path, autoencoder_dir: str | Path,
                device: str = "cpu") -> Regenerated:
-    """Regenerate sample `key` of the dataset in `folder` from its seed, label and sampling config."""
-    folder = Path(folder)
+    """Regenerate sample `key` of the dataset in `folder` (a path or URL) from its seed, label and sampling config."""
     row = metadata_row(folder, key)
     cfg = SampleConfig.model_validate(read_manifest(folder)["config"]["sample"])
     models = load_models(str(diffusion_dir), str(autoencoder_dir), device)

@@ -26,6 +26,7 @@ from synthgen.shards import ShardSample, write_shard
 from synthgen.shards.keys import sample_key
 from synthgen.shards.progress import record_done
 from synthgen.stages.layout import SyntheticLayout
+from synthgen.storage import join
 from synthgen.training.distributed import cpu_threads
 
 def initial_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -97,7 +98,7 @@ def generate_shard(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig
                 class_name=class_names[int(label)], width=size, height=size, format=cfg.image_format,
                 meta=provenance.row(cfg, seed),
             ))
-        return write_shard(Path(folder) / shard.name, samples)
+        return write_shard(join(folder, shard.name), samples)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -113,7 +114,7 @@ class ShardJob:
     autoencoder: Path
     class_names: list[str]
     provenance: Provenance
-    out: Path
+    out: str | Path  # a local folder or an fsspec URL
 
     def make(self, index: int) -> dict[str, Any]:
         """Generate shard `index`, write it atomically, then record its receipt; returns its manifest entry."""

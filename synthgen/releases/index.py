@@ -18,14 +18,15 @@ from typing import Any, Iterable, Literal, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthgen.atomic import atomic_write_bytes, sha256_file
+from synthgen.atomic import sha256_file
 from synthgen.errors import SynthgenError
 from synthgen.metrics.specs import INDEX_METRICS
 from synthgen.releases.ids import check_release_id, release_id_for, release_sort_key
-from synthgen.releases.lock import waiting_lock
+from synthgen.releases.lock import index_lock
 from synthgen.shards.index import table_bytes
 from synthgen.shards.manifest import MANIFEST, read_manifest
 from synthgen.stages.layout import METRICS, EvalLayout
+from synthgen.storage import join, open_store, split_location
 
 INDEX = "index.parquet"
 METRICS_FILE = METRICS  # read by synthgen.inspect
@@ -122,16 +123,12 @@ class ReleaseEntry:
         return row
 
 
-def index_path(root: str | Path) -> Path:
-    return Path(root) / INDEX
-
-
 def read_index(root: str | Path) -> list[ReleaseEntry]:
-    """Every release under the releases root `root`, oldest first; empty if there is no index yet."""
-    path = index_path(root)
-    if not path.is_file():
+    """Every release under the releases root `root` (a folder or URL), oldest first; empty if there is no index yet."""
+    store, path = open_store(root), join(root, INDEX)
+    if not store.exists(INDEX):
         return []
-    table = pq.read_table(path)
+    table = pq.read_table(pa.BufferReader(store.read_bytes(INDEX)))
     missing = [n for n in SCHEMA.names if n not in table.column_names]
     if set(missing) - set(KEY_METRICS):
         raise ReleaseIndexError(f"{path} is not a release index: it lacks the columns {missing}")
@@ -144,7 +141,7 @@ def read_index(root: str | Path) -> list[ReleaseEntry]:
 def write_index(root: str | Path, entries: Iterable[ReleaseEntry]) -> None:
     """Rewrite the index atomically, rows in release order. Call only under the index lock."""
     rows = [e.to_row() for e in sorted(entries, key=lambda e: release_sort_key(e.release_id))]
-    atomic_write_bytes(index_path(root), table_bytes(pa.Table.from_pylist(rows, schema=SCHEMA)))
+    open_store(root).put_atomic(INDEX, table_bytes(pa.Table.from_pylist(rows, schema=SCHEMA)))
 
 
 def get_release(root: str | Path, release_id: str) -> ReleaseEntry | None:
@@ -167,8 +164,7 @@ def _merge(old: ReleaseEntry | None, new: ReleaseEntry) -> ReleaseEntry:
 
 def record_release(root: str | Path, entry: ReleaseEntry) -> ReleaseEntry:
     """Upsert `entry`'s row in `root/index.parquet` and return the row as stored."""
-    root = Path(root)
-    with waiting_lock(root / (INDEX + ".lock"), "the release index"):
+    with index_lock(root):
         entries = {e.release_id: e for e in read_index(root)}
         old = entries.get(entry.release_id)
         stored = _merge(old, entry)
@@ -204,17 +200,17 @@ def start_release(root: str | Path, release_id: str, seed: int, params_hash: str
     return record_release(root, ReleaseEntry(release_id, "running", now or utc_now(), seed, params_hash))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+def _read_json(path: str | Path) -> dict[str, Any]:
+    store, name = split_location(path)
+    return json.loads(store.read_bytes(name)) if store.exists(name) else {}
 
 
 def gate_verdict(release_dir: str | Path) -> tuple[str, list[str]] | None:
     """(status, reasons) from manifest.json's `status` and `gate_reasons`, else from gate.json; None if neither."""
-    release_dir = Path(release_dir)
     manifest = read_manifest(release_dir)
     if manifest.get("status") in FINAL:
         return manifest["status"], list(manifest.get("gate_reasons") or [])
-    gate = _read_json(EvalLayout(release_dir).gate)
+    gate = _read_json(join(release_dir, EvalLayout.GATE))
     if gate.get("status") in FINAL:
         return gate["status"], list(gate.get("reasons") or [])
     return None
@@ -222,7 +218,7 @@ def gate_verdict(release_dir: str | Path) -> tuple[str, list[str]] | None:
 
 def key_metrics(release_dir: str | Path) -> dict[str, float | None]:
     """The index's metric columns from the release's metrics.json (top-level keys; absent ones null)."""
-    metrics = _read_json(Path(release_dir) / METRICS_FILE)
+    metrics = _read_json(join(release_dir, METRICS_FILE))
     return {m: _as_metric(metrics.get(m)) for m in KEY_METRICS}
 
 

@@ -7,7 +7,6 @@ any of its samples is served, unless `verify=False`.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -23,16 +22,17 @@ import torch
 from PIL import Image
 
 from synthgen.seeds import derive_seed
-from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, read_manifest
+from synthgen.shards.manifest import MANIFEST, METADATA, ShardStoreError, file_problem, read_manifest
 from synthgen.shards.split import RankSplit, Row, batch_count, epoch_order, worker_range
+from synthgen.storage import Store, join, open_store
 
 DECODERS = ("torch", "numpy", "pil", "raw")
-_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each shard hashed once per process
+_HASHES: dict[tuple[str, int, str], str] = {}  # (path or URL, size, version) -> sha256: each shard hashed once
 
 
-def shard_paths(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    return [folder / s["name"] for s in read_manifest(folder)["shards"]]
+def shard_paths(folder: str | Path) -> list[str]:
+    """The shards the manifest lists, as local paths or URLs."""
+    return [join(folder, s["name"]) for s in read_manifest(folder)["shards"]]
 
 
 def load_metadata(folder: str | Path):
@@ -40,42 +40,31 @@ def load_metadata(folder: str | Path):
     import polars as pl
 
     read_manifest(folder)
-    return pl.scan_parquet(Path(folder) / METADATA)
+    store = open_store(folder)
+    if store.is_local:
+        return pl.scan_parquet(store.path(METADATA))
+    return pl.read_parquet(store.read_bytes(METADATA)).lazy()
 
 
 def _open(folder: Path, name: str) -> BinaryIO:
     """The byte stream of one file of a dataset folder: the one place the reader opens data."""
-    return open(folder / name, "rb")
+    return open_store(folder).open(name)
 
 
-def _stat(folder: Path, name: str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of one file of a dataset folder, or None if it is missing."""
-    try:
-        st = os.stat(folder / name)
-    except FileNotFoundError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
-def _sha256(folder: Path, name: str, stat: tuple[int, int]) -> str:
-    cache_key = (str(folder / name), *stat)
+def _sha256(store: Store, name: str) -> str:
+    """sha256 of an object, cached by (URL, size, version): each shard is hashed once per process."""
+    cache_key = (store.url(name), *(store.stat(name) or (-1, "")))
     if cache_key not in _HASHES:
-        with _open(folder, name) as f:
-            _HASHES[cache_key] = hashlib.file_digest(f, "sha256").hexdigest()
+        _HASHES[cache_key] = store.sha256(name)
     return _HASHES[cache_key]
 
 
-def check_file(folder: Path, name: str, size: int | None, sha256: str) -> None:
+def check_file(folder: str | Path, name: str, size: int | None, sha256: str) -> None:
     """Raise ShardStoreError unless `folder/name` has the size and sha256 the manifest lists."""
-    stat = _stat(folder, name)
-    where = f"{name} in {folder}"
-    if stat is None:
-        raise ShardStoreError(f"{where} is listed in {MANIFEST} but missing; restore the dataset")
-    if size is not None and stat[0] != size:
-        raise ShardStoreError(f"{where} is {stat[0]} bytes, {MANIFEST} lists {size}: it is truncated or replaced; "
-                              f"restore the dataset")
-    if _sha256(folder, name, stat) != sha256:
-        raise ShardStoreError(f"{where} fails its sha256 check against {MANIFEST}: it was modified; restore the dataset")
+    store = open_store(folder)
+    problem = file_problem(store, name, size, sha256, digest=lambda n: _sha256(store, n))
+    if problem:
+        raise ShardStoreError(f"{name} in {folder} {problem}; restore the dataset")
 
 
 def _selected_rows(folder: Path, manifest: dict, where, verify: bool) -> list[Row]:
@@ -92,7 +81,8 @@ def _selected_rows(folder: Path, manifest: dict, where, verify: bool) -> list[Ro
     listed = {s["name"] for s in manifest["shards"]}
     unlisted = {shard for shard, _ in rows} - listed
     if unlisted:
-        raise ShardStoreError(f"{folder / METADATA} names shards that {MANIFEST} does not list: {sorted(unlisted)[:3]}")
+        raise ShardStoreError(
+            f"{join(folder, METADATA)} names shards that {MANIFEST} does not list: {sorted(unlisted)[:3]}")
     return rows
 
 
@@ -164,7 +154,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
             raise ValueError(f"decode={decode!r}: choose one of {DECODERS}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: give a positive size, or None for single samples")
-        self.folder, self.verify = Path(folder), verify
+        self.folder, self.verify = folder, verify
         manifest = read_manifest(self.folder)
         self.entries = {s["name"]: s for s in manifest["shards"]}
         self.rows = _selected_rows(self.folder, manifest, where, verify)

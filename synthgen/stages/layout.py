@@ -3,7 +3,7 @@
 A layout wraps a folder (`EvalLayout(Path("eval")).gate` is `eval/gate.json`); `DEFAULT` is the
 folder the CLI and `dvc.yaml` use when none is given. A stage writes through its own layout and
 reads another stage's output through that stage's layout, so a file name lives in one place. The
-shard store's own files (`manifest.json`, `metadata.parquet`) are named by `synthgen.shards`, and
+shard store's own files (`manifest.json`, `metadata.parquet`, ...) are named by `synthgen.shards.names`, and
 shard names and sample keys are built and parsed by `synthgen.shards.keys`. This module imports
 only the standard library, so the CLI can take its defaults from here without loading a stage.
 """

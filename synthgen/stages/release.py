@@ -5,6 +5,11 @@ Each release is a folder `releases/<release-id>/` holding the dataset and its ev
 one. With `evaluate.refill.enabled`, the samples that evaluation flags are replaced (new seeds,
 same labels) and the release is evaluated again, for up to `max_rounds` rounds. A rejection is a
 verdict, not an error: the caller decides what a rejected release means for its run.
+
+A releases root on an object store (`s3://bucket/releases`) is served from a local working root
+named after its URL (`working_root`): the release is made there, as above, then uploaded in
+commit order and its row written to the remote index last. A rerun after a crash mid-upload finds
+the release finished locally and uploads only what is missing.
 """
 from __future__ import annotations
 
@@ -19,15 +24,20 @@ from synthgen.generate.models import load_models
 from synthgen.generate.refill import refill_dataset, refill_progress, select_flagged
 from synthgen.outputs import RELEASE, claim
 from synthgen.releases import fail_release, finish_release, release_lock, start_release
-from synthgen.releases.index import ReleaseEntry
+from synthgen.releases.index import (
+    FINAL, ReleaseEntry, ReleaseFinishedError, gate_verdict, get_release, record_release,
+)
 from synthgen.releases.publish import annotate_dataset, freeze
+from synthgen.releases.upload import upload_release
 from synthgen.stages import evaluate
 from synthgen.stages.layout import (
     AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, ReleasesLayout, SweepLayout, SyntheticLayout,
 )
+from synthgen.storage import is_url, join, open_store
 from synthgen.training.distributed import cpu_threads
 
 log = logging.getLogger(__name__)
+STAGING = Path(".synthgen") / "releases"  # local working roots of remote releases roots, by URL
 
 
 @dataclass(frozen=True)
@@ -110,3 +120,28 @@ def make_release(params: Params, inputs: Inputs, releases: ReleasesLayout, relea
         freeze(target)
         entry = finish_release(releases.root, started)
     return ReleaseVerdict(entry, tuple(verdict["reasons"]))
+
+
+def working_root(releases: str | Path) -> Path:
+    """Where releases under `releases` are made: the folder itself, or for a URL a local folder named after it."""
+    if not is_url(releases):
+        return Path(releases)
+    scheme, rest = str(releases).split("://", 1)
+    return STAGING / scheme / rest.strip("/")
+
+
+def make_release_at(params: Params, inputs: Inputs, releases: str | Path, release_id: str, seed: int,
+                    sample: Callable[[Path], object]) -> ReleaseVerdict:
+    """`make_release` under the releases root `releases`; for a URL, made locally, then uploaded and indexed there."""
+    work = ReleasesLayout(working_root(releases))
+    if not is_url(releases):
+        return make_release(params, inputs, work, release_id, seed, sample)
+    remote = get_release(releases, release_id)
+    if remote is not None and remote.status in FINAL:
+        raise ReleaseFinishedError(f"release {release_id} is already {remote.status} in {releases}; releases are "
+                                   "append-only, so make another")
+    local = get_release(work.root, release_id)
+    if local is None or local.status not in FINAL:
+        local = make_release(params, inputs, work, release_id, seed, sample).entry
+    upload_release(work.release(release_id), open_store(join(releases, release_id)))
+    return ReleaseVerdict(record_release(releases, local), tuple(gate_verdict(work.release(release_id))[1]))

@@ -1,14 +1,15 @@
 """Stage `sample`: the synthetic dataset, shard by shard, resumable (named by `SyntheticLayout`).
 
 A run plans every sample's label and seed, keeps the shards a crashed run finished (verified by
-their receipts), makes the missing ones, and writes metadata.parquet, manifest.json and the
-dataset card. How the shards are spread over workers is the caller's (`map_shards`).
+their receipts), makes the missing ones, and writes metadata.parquet, shards.json, manifest.json and
+the dataset card (`synthgen.card`). How the shards are spread over workers is the caller's (`map_shards`).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import socket
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from synthgen.atomic import atomic_write_bytes, canonical_json
+from synthgen.atomic import canonical_json
+from synthgen.card import card_bytes
 from synthgen.config import params_hash, resolved
 from synthgen.config.params import Params
 from synthgen.config.sample import SampleConfig
@@ -25,9 +27,9 @@ from synthgen.generate.plan import SamplingPlan, class_counts_for
 from synthgen.generate.shard_sampler import Provenance, ShardJob
 from synthgen.outputs import claim
 from synthgen.shards import finish_dataset
-from synthgen.shards.keys import shard_glob, shard_pattern
 from synthgen.shards.progress import resume_state
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
+from synthgen.storage import is_url
 
 log = logging.getLogger(__name__)
 
@@ -57,62 +59,15 @@ def pending_shards(folder: str | Path, plan: SamplingPlan, key: str) -> tuple[li
 
 def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, Any]], class_names: list[str],
                config: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """Write metadata.parquet, manifest.json (with run facts) and the dataset card."""
+    """Write metadata.parquet, shards.json, the dataset card and manifest.json (with run facts), the manifest last."""
     expected = {plan.shard(i).name for i in range(plan.num_shards)}
     got = {e["name"] for e in entries}
     if got != expected:
         raise RuntimeError(f"run incomplete: missing shards {sorted(expected - got)[:5]}")
     per_class = dict(zip(class_names, np.asarray(plan.class_counts).tolist()))
-    manifest = finish_dataset(folder, entries, config=config, extra={
+    return finish_dataset(folder, entries, config=config, extra={
         "run": run, "class_names": class_names, "class_counts": per_class, "status": "generated",
-    })
-    atomic_write_bytes(SyntheticLayout(Path(folder)).card, dataset_card(manifest).encode())
-    return manifest
-
-
-def dataset_card(manifest: dict[str, Any]) -> str:
-    """A human-readable card: how the data was made, what it holds, how to load it."""
-    sample = manifest["config"].get("sample", {})
-    sampler = sample.get("sampler", {})
-    run = manifest.get("run", {})
-    rows = "\n".join(f"| {i} | {name} | {n} |" for i, (name, n) in enumerate(manifest["class_counts"].items()))
-    return f"""# Synthetic dataset
-
-{manifest['num_samples']} synthetic images in {manifest['num_shards']} WebDataset shards, made by synthgen with
-latent diffusion: sampler `{sampler.get('name')}`, {sampler.get('steps')} steps, eta {sampler.get('eta')},
-guidance scale {sampler.get('guidance_scale')}, run seed {run.get('seed')}.
-
-- Diffusion checkpoint sha256: `{run.get('diffusion_sha256')}`
-- Autoencoder checkpoint sha256: `{run.get('autoencoder_sha256')}`
-- Params hash: `{run.get('params_hash')}`; the resolved params are under `config` in `manifest.json`.
-
-## Classes
-
-| label | class | images |
-| --- | --- | --- |
-{rows}
-
-## Files
-
-- `{shard_pattern(SyntheticLayout.PREFIX)}.tar`: samples `<key>.{sample.get('image_format', 'png')}` (image), `<key>.cls` (label),
-  `<key>.json` (its metadata row).
-- `{shard_pattern(SyntheticLayout.PREFIX)}.parquet`: the shard's index; `metadata.parquet`: every row, one per sample.
-- `manifest.json`: shards with sample counts, bytes and sha256; run facts; status.
-
-Columns: key, shard, index, label, class_name, sha256 (of the encoded image), width, height, format,
-seed (the sample's own noise seed), sampler, steps, eta, guidance_scale, timestep_spacing,
-diffusion_sha256, autoencoder_sha256, config_hash.
-
-## Loading
-
-```python
-import synthgen, polars as pl
-ds = synthgen.open_dataset("{Path(run.get('out', '.')).as_posix()}", where=pl.col("label") == 0, batch_size=64)
-```
-
-or with plain webdataset: `webdataset.WebDataset(sorted(glob.glob("{shard_glob(SyntheticLayout.PREFIX)}"))).decode("rgb")`,
-or with polars/DuckDB on `metadata.parquet`. Any sample can be remade exactly: `synthgen regenerate <key>`.
-"""
+    }, files=lambda manifest: {SyntheticLayout.CARD: card_bytes(folder, manifest)})
 
 
 @dataclass(frozen=True)
@@ -128,10 +83,16 @@ def one_by_one(job: ShardJob, indices: list[int]) -> Iterable[dict[str, Any]]:
 ShardMapper = Callable[[ShardJob, list[int]], Iterable[dict[str, Any]]]
 
 
-def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
+def output_claim(out: str | Path, key: str) -> AbstractContextManager:
+    """Own a local `out` for this run (`synthgen.outputs`); a bucket has no marker or lock to take."""
+    return nullcontext() if is_url(out) else claim(out, "sample", run_key=key)
+
+
+def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = None,
         map_shards: ShardMapper = one_by_one) -> dict[str, Any]:
-    """The stage: `sample.num_images` images into shards in `out`, resuming a crashed run. `seed` overrides
-    `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in parallel, say)."""
+    """The stage: `sample.num_images` images into shards in `out` (a folder or an fsspec URL), resuming a crashed
+    run. `seed` overrides `sample.seed` (a release derives its own); `map_shards` makes the missing shards (in
+    parallel, say)."""
     started = datetime.now(timezone.utc).isoformat()
     cfg = params.sample
     models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device)
@@ -139,11 +100,11 @@ def run(params: Params, inputs: Inputs, out: Path, *, seed: int | None = None,
     plan = build_plan(cfg, class_names, seed)
     key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
-    with claim(out, "sample", run_key=key):
+    with output_claim(out, key):
         todo, done = pending_shards(out, plan, key)
         log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
                  len(todo))
-        job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, Path(out))
+        job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out)
         entries = [*done.values(), *map_shards(job, todo)]
         run_facts = {
             "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
