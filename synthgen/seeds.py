@@ -70,6 +70,7 @@ PURPOSES: dict[str, Purpose] = {
     "evaluate/equal_size_subsets": Purpose((), keyed(34)),  # val-sized subsets of the measured samples (FD, P/R)
     "evaluate/cas_subset": Purpose((), keyed(35)),  # synthetic images the CAS classifier trains on
     "evaluate/equal_size_val": Purpose((), keyed(36)),  # measured-sized subset of val
+    "evaluate/utility_real_subset": Purpose((), keyed(37)),  # the n real train images of each utility fraction
     # sweep_samplers; root: evaluate.seed
     "sweep/x_T": Purpose((), lambda root: root),  # x_T shared by every run
     "sweep/sampler_noise": Purpose((), lambda root: root + 1),  # each run's sampler noise

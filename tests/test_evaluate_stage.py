@@ -3,6 +3,7 @@ copies are flagged per sample, and every output (report, plots, quality table, m
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import numpy as np
@@ -29,6 +30,7 @@ CONFIG = {
     "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0},
     "classifier_train": {**FAST_TRAIN, "steps": 40, "checkpoint_every": 40},
     "cas": {"samples": 96, "train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
+    "utility": {"train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
     "batch_size": 128, "kid_subsets": 10, "num_samples": 120, "memorisation_quantile": 0.02,
     "gate": {"min_conditional_accuracy": 0.6, "max_fd_ratio": 4.0, "max_near_duplicate_fraction": 0.05},
 }
@@ -101,6 +103,9 @@ def test_a_faithful_dataset_is_published_with_baselines_beside_metrics(good_run)
         assert f"{name}_baseline" in metrics, name
     assert metrics["conditional_accuracy"] > 0.9 and metrics["fd_ratio"] < 4 and metrics["published"] is True
     assert 0 < metrics["cas_ratio"] and metrics["cas_train_count"] == 96
+    per_class = metrics.pop("conditional_accuracy_per_class")  # the one mapping: class -> accuracy
+    assert sorted(per_class) == sorted(CLASSES) and all(0 <= v <= 1 for v in per_class.values())
+    assert metrics["conditional_accuracy_worst_class"] == min(per_class.values())
     assert all(isinstance(v, (int, float, bool)) for v in metrics.values())  # flat, as DVC metrics
     assert json.loads((root / "eval" / "gate.json").read_text())["status"] == "published"
     assert "status" not in read_manifest(root / "synthetic")  # the stage never edits another stage's output
@@ -134,6 +139,15 @@ def test_plots_grid_and_report_are_written(good_run):
     assert len(histogram) == CFG.histogram_bins
     assert sum(float(r["real_val"]) for r in histogram) == pytest.approx(1, abs=1e-4)
     assert sum(float(r["generated"]) for r in histogram) == pytest.approx(1, abs=1e-4)
+    utility = list(csv.DictReader((plots / "utility.csv").open()))
+    assert [(r["real_count"], r["fraction"]) for r in utility] == [("10", "0.05"), ("193", "1")]
+    metrics = json.loads((root / "eval" / "metrics.json").read_text())
+    for r in utility:
+        label = f"{float(r['fraction']) * 100:g}pct"
+        assert float(r["gain"]) == pytest.approx(metrics[f"utility_gain_{label}"], abs=1e-5)
+        assert float(r["real_plus_synthetic"]) == pytest.approx(metrics[f"utility_augmented_accuracy_{label}"], abs=1e-5)
+    assert metrics["utility_gain_smallest_n"] == metrics["utility_gain_5pct"] and metrics["utility_smallest_n"] == 10
+    assert metrics["utility_synthetic_count"] == 120 and metrics["utility_steps"] == 15
     sweep = list(csv.reader((plots / "quality_vs_steps.csv").open()))
     assert sweep == [["steps", "ddim", "heun"], ["10", "0.5", "0.6"], ["20", "0.7", "0.8"], ["40", "", "0.9"]]
     from PIL import Image
@@ -141,8 +155,8 @@ def test_plots_grid_and_report_are_written(good_run):
         scale = 64 // SIZE  # tiles are enlarged to 64 px
         assert grid.size == ((2 + CFG.gallery_per_class * (SIZE + 2)) * scale, (2 + len(CLASSES) * (SIZE + 2)) * scale)
     page = (root / "eval" / "report.html").read_text(encoding="utf-8")
-    assert "http" not in page and "Published" in page and page.count("<svg") == 3
-    assert "CAS accuracy" in page and "train #" in page
+    assert "http" not in page and "Published" in page and page.count("<svg") == 4
+    assert "CAS accuracy" in page and "train #" in page and "Augmentation utility" in page
     assert (root / "eval" / "cas" / "metrics.csv").is_file() and not (root / "eval" / "cas" / "checkpoints").exists()
 
 
@@ -150,7 +164,11 @@ def test_noise_is_rejected_and_the_manifest_says_why(stage_inputs, tmp_path):
     rng = np.random.default_rng(3)
     noise = rng.integers(0, 256, (120, SIZE, SIZE, 3), dtype=np.uint8)
     synthetic = write_synthetic(tmp_path / "synthetic", noise, np.arange(120) % len(CLASSES))
-    result = run(stage_inputs, synthetic, tmp_path / "eval")
+    no_utility = EvaluateConfig.model_validate({**CONFIG, "utility": {"enabled": False}})
+    result = run(stage_inputs, synthetic, tmp_path / "eval", no_utility)
+    assert not any(k.startswith("utility_") for k in result["metrics"])
+    assert not (tmp_path / "eval" / "plots" / "utility.csv").exists()
+    assert "Augmentation utility" not in (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
     assert result["status"] == "rejected"
     assert {"conditional_accuracy", "fd_ratio"} <= failed(result), result["metrics"]
     annotate_dataset(synthetic, tmp_path / "eval")
@@ -160,12 +178,27 @@ def test_noise_is_rejected_and_the_manifest_says_why(stage_inputs, tmp_path):
     assert "Rejected" in (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
 
 
-def test_shuffled_labels_are_rejected_on_conditional_accuracy(stage_inputs, tmp_path):
+def test_shuffled_labels_are_rejected_per_class_and_the_outputs_name_the_classes(stage_inputs, tmp_path):
     pixels, labels = fresh_shapes(120, seed=8)
     shuffled = np.random.default_rng(4).permutation(labels)
-    result = run(stage_inputs, write_synthetic(tmp_path / "synthetic", pixels, shuffled), tmp_path / "eval")
-    assert result["status"] == "rejected" and "conditional_accuracy" in failed(result)
+    cfg = EvaluateConfig.model_validate({**CONFIG, "gate": {**CONFIG["gate"], "min_class_accuracy": 0.85}})
+    result = run(stage_inputs, write_synthetic(tmp_path / "synthetic", pixels, shuffled), tmp_path / "eval", cfg)
+    assert result["status"] == "rejected" and {"conditional_accuracy", "conditional_accuracy_per_class"} <= failed(result)
     assert result["metrics"]["conditional_accuracy"] < 0.5
+    per_class = result["metrics"]["conditional_accuracy_per_class"]
+    class_reasons = [r for r in result["reasons"] if r.startswith("class ")]
+    assert class_reasons == [f"class {name}: conditional_accuracy_per_class = {v:.4g} fails: must be >= 0.85"
+                             for name, v in per_class.items() if v < 0.85] and class_reasons
+    worst = [name for name, v in per_class.items() if v == min(per_class.values())]  # ties are possible
+    page = (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
+    assert any(f"conditional_accuracy_per_class, worst: {name}" in page for name in worst)
+    assert all(html.escape(reason) in page for reason in class_reasons)
+    assert "gate minimum 85%" in page  # the per-class bars mark the per-class limit
+    from flows.artifacts import run_summary_markdown
+    markdown = run_summary_markdown(tmp_path / "eval", None, {"evaluate": "rejected"})
+    assert all(f"- {reason}" in markdown for reason in class_reasons)
+    assert any(f"Worst class: **{name}**" in markdown for name in worst)
+    assert "| utility_gain_smallest_n | " in markdown
 
 
 def test_optional_inception_fid_and_a_missing_weights_file(stage_inputs, tmp_path):
@@ -201,7 +234,7 @@ def test_the_same_inputs_give_the_same_bytes(stage_inputs, good_run, tmp_path):
     _, root = good_run
     run(stage_inputs, root / "synthetic", tmp_path / "again", quality_vs_steps=SWEEP)
     for name in ("metrics.json", "gate.json", "report.html", "grid_per_class.png", "plots/nn_distances.csv",
-                 "quality.parquet"):
+                 "plots/utility.csv", "quality.parquet"):
         assert (tmp_path / "again" / name).read_bytes() == (root / "eval" / name).read_bytes(), name
 
 

@@ -140,3 +140,50 @@ def test_every_gated_metric_has_its_threshold_and_every_threshold_a_metric():
     assert {spec.threshold for spec in GATED} == set(GateConfig.model_fields)
     for spec in GATED:
         assert spec.threshold.startswith(spec.bound), f"{spec.threshold} must be a {spec.bound}imum"
+
+
+# ---- the per-class gate (issue 14 part 3) --------------------------------------------------------
+
+WITH_CLASSES = GATE.model_copy(update={"min_class_accuracy": 0.85})
+
+
+def test_one_unfaithful_class_is_rejected_and_named():
+    generated, requested = class_features(50, seed=7)
+    requested[torch.nonzero(requested == 3).flatten()[:30]] = 2  # 30 requests for class2 came out as class3
+    metrics = gate_inputs(generated, requested)
+    assert metrics["conditional_accuracy"] > GATE.min_conditional_accuracy  # the overall gate alone publishes it
+    assert evaluate_gate(metrics, GATE).published
+    verdict = evaluate_gate(metrics, WITH_CLASSES)
+    class2 = metrics["conditional_accuracy_per_class"]["class2"]
+    assert verdict.reasons == [f"class class2: conditional_accuracy_per_class = {class2:.4g} fails: must be >= 0.85"]
+    per_class = [c for c in verdict.checks if c.metric == "conditional_accuracy_per_class"]
+    assert [c.subject for c in per_class] == [f"class{c}" for c in range(NUM_CLASSES)]
+    assert metrics["conditional_accuracy_worst_class"] == class2
+
+
+def test_per_class_checks_skip_classes_not_requested_and_fail_closed():
+    per_class = {"red_square": 0.42, "blue_circle": 0.9, "green_triangle": None}
+    verdict = evaluate_gate({**GOOD, "conditional_accuracy_per_class": per_class}, WITH_CLASSES)
+    assert verdict.reasons == ["class red_square: conditional_accuracy_per_class = 0.42 fails: must be >= 0.85"]
+    assert [c.subject for c in verdict.checks if c.subject] == ["red_square", "blue_circle"]
+    for broken in ({}, {"conditional_accuracy_per_class": {}}, {"conditional_accuracy_per_class": {"a": math.nan}}):
+        verdict = evaluate_gate({**GOOD, **broken}, WITH_CLASSES)
+        assert not verdict.published and "must be measured" in verdict.reasons[0]
+    assert evaluate_gate({**GOOD, "conditional_accuracy_per_class": {"a": 0.85}}, WITH_CLASSES).published  # inclusive
+    with pytest.raises(ValidationError, match="min_class_accuracy"):
+        GateConfig(min_class_accuracy=1.2)
+
+
+def test_the_project_defaults_do_not_yet_reject_the_current_generator():
+    """Measured on the default generator (issue 14): accuracy 0.83-0.86, squares 0.42-0.9, CAS ratio 0.85.
+    params.yaml keeps the new checks off until sampling with a filter lands (issue 14 part 2)."""
+    from pathlib import Path
+
+    from synthgen.config.loader import load_params
+
+    gate = load_params(Path(__file__).resolve().parents[1] / "params.yaml").evaluate.gate
+    current = {"conditional_accuracy": 0.83, "fd_ratio": 2.84, "near_duplicate_fraction": 0.0, "cas_ratio": 0.85,
+               "conditional_accuracy_per_class": {"red_square": 0.42, "blue_circle": 0.99}}
+    assert evaluate_gate(current, gate).published
+    tightened = gate.model_copy(update={"min_class_accuracy": 0.85, "min_cas_ratio": 0.9})
+    assert failed_metrics(evaluate_gate(current, tightened)) == {"conditional_accuracy_per_class", "cas_ratio"}

@@ -118,6 +118,18 @@ def test_finished_release_records_counts_metrics_and_checksum(tmp_path):
     assert read_index(tmp_path) == [entry]
 
 
+def test_an_index_written_before_a_metric_column_existed_reads_it_as_null(tmp_path):
+    entry = write_release(tmp_path, "2026-11-21", metrics={"conditional_accuracy": 0.75, "utility_gain_smallest_n": 0.2})
+    assert entry.metrics["utility_gain_smallest_n"] == 0.2 and entry.metrics["utility_gain_largest_n"] is None
+    older = pq.read_table(tmp_path / "index.parquet").drop(["utility_gain_smallest_n", "utility_gain_largest_n"])
+    pq.write_table(older, tmp_path / "index.parquet")
+    (stored,) = read_index(tmp_path)
+    assert stored.metrics["utility_gain_smallest_n"] is None and stored.metrics["conditional_accuracy"] == 0.75
+    pq.write_table(older.drop(["seed"]), tmp_path / "index.parquet")
+    with pytest.raises(ReleaseIndexError, match=r"lacks the columns \['seed'"):
+        read_index(tmp_path)
+
+
 def test_rejected_release_records_its_reasons(tmp_path):
     entry = write_release(tmp_path, "2026-11-21", status="rejected")
     assert entry.status == "rejected" and "fd_ratio" in entry.reason

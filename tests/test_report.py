@@ -78,3 +78,18 @@ def test_nice_ticks_are_round_and_cover_the_range():
     assert nice_ticks(0, 1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
     ticks = nice_ticks(3.7, 41.2, 4)
     assert ticks[0] <= 3.7 and ticks[-1] >= 41.2 and ticks == [0, 10, 20, 30, 40, 50]
+
+
+def test_a_failed_class_is_named_and_per_class_checks_fold_into_their_worst_row():
+    from synthgen.metrics.utility import UtilityPoint
+
+    per_class = {"circle": 0.95, "red_square": 0.42, "triangle": 0.9}
+    gate = GateConfig(min_class_accuracy=0.85)
+    verdict = evaluate_gate({"conditional_accuracy": 0.8, "fd_ratio": 1.0, "near_duplicate_fraction": 0.0,
+                             "conditional_accuracy_per_class": per_class}, gate)
+    utility = [UtilityPoint(0.05, 12, 0.5, 0.62), UtilityPoint(1.0, 240, 0.97, 0.95)]
+    page = render_report(title="t", verdict=verdict, metrics=[], per_class_accuracy=per_class, utility=utility)
+    assert "class red_square: conditional_accuracy_per_class = 0.42 fails: must be &gt;= 0.85" in page
+    assert "conditional_accuracy_per_class, worst: red_square" in page and "1 of 4 quality checks failed." in page
+    assert "gate minimum 85%" in page  # the bars mark the per-class limit, not the overall one
+    assert page.count("<svg") == 2 and "Augmentation utility" in page and "+0.120" in page and "-0.020" in page

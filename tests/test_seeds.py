@@ -41,6 +41,7 @@ LEGACY = {
     # added after the table: their first values
     ("reader/shard_order", (2,)): (9032687881165099841, 2586028044493852411, 6141740521407549651),
     ("reader/sample_buffer", (2, 1, 3)): (1723419290002077111, 7717897610661049508, 4341750577060743777),
+    ("evaluate/utility_real_subset", ()): (7134259363120755950, 7044811124528687411, 3298675285242518408),
 }
 # purposes that inherited one derivation from hand-numbered streams: equal seeds for equal roots
 LEGACY_SHARED = {

@@ -19,6 +19,10 @@ CLASSIFIER_TRAIN = TrainConfig(  # trains the default classifier on 32x32 shapes
 CAS_TRAIN = TrainConfig(  # the schedule of both CAS classifiers: 1000 shapes images to ~98% real val accuracy
     steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=300, log_every=25,
     cpu_threads=1)
+UTILITY_TRAIN = TrainConfig(  # every utility classifier: shapes need ~400 steps (at 300 the figures still swing by 0.1)
+    steps=400, batch_size=64, lr=2e-3, warmup_steps=10, weight_decay=0.05, checkpoint_every=400, log_every=25,
+    cpu_threads=1, progress=False)
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class ClassifierConfig(Section):
@@ -52,13 +56,28 @@ class CasConfig(Section):
     train: TrainConfig = CAS_TRAIN  # schedule both CAS classifiers share
 
 
+class UtilityConfig(Section):
+    """Augmentation utility: real val accuracy of a classifier trained on n real images, alone and with the synthetic set."""
+
+    enabled: bool = True  # measure it in stage evaluate (two classifier runs per fraction)
+    fractions: tuple[Fraction, ...] = Field((0.05, 1.0), min_length=1, max_length=8)  # shares of the real train split used as n, ascending; each costs two runs (~18 s each on the default data)
+    train: TrainConfig = UTILITY_TRAIN  # schedule of every utility run; both runs of a fraction take the same steps
+
+    @model_validator(mode="after")
+    def _fractions_ascend(self) -> "UtilityConfig":
+        if list(self.fractions) != sorted(set(self.fractions)):
+            raise ValueError(f"utility.fractions must be distinct and ascending; got {list(self.fractions)}")
+        return self
+
+
 class GateConfig(Section):
     """Thresholds that decide whether a generated dataset is published or rejected."""
 
     min_conditional_accuracy: float = Field(0.6, ge=0.0, le=1.0)  # share of samples the classifier assigns to the requested label
     max_fd_ratio: float = Field(4.0, gt=0.0)  # FD(generated, train) / FD(real val, train); 1 means as close as held-out real data
     max_near_duplicate_fraction: float = Field(0.05, ge=0.0, le=1.0)  # share of samples closer to a training image than the calibrated threshold
-    min_cas_ratio: float | None = Field(None, ge=0.0)  # CAS accuracy / real-trained accuracy; None skips the check
+    min_cas_ratio: float | None = Field(None, ge=0.0)  # CAS accuracy / real-trained accuracy; None skips the check (null until sampling with a filter lands, issue 14 part 2)
+    min_class_accuracy: float | None = Field(None, ge=0.0, le=1.0)  # conditional accuracy of every requested class; None skips the check (null until sampling with a filter lands, issue 14 part 2)
 
 
 class SweepConfig(Section):
@@ -108,5 +127,6 @@ class EvaluateConfig(Section):
     classifier_train: TrainConfig = CLASSIFIER_TRAIN  # schedule of the feature classifier (stage train_classifier)
     augment: AugmentConfig = AugmentConfig()  # augmentation of every classifier's training images
     cas: CasConfig = CasConfig()  # the Classification Accuracy Score runs
+    utility: UtilityConfig = UtilityConfig()  # does adding the synthetic set to real training data raise real val accuracy
     sweep: SweepConfig = SweepConfig()  # the sampler sweep behind the quality-versus-steps plot
     refill: RefillConfig = RefillConfig()  # releases only: regenerate flagged samples with new seeds until the quota is clean

@@ -26,6 +26,16 @@ class LabelledImages:
     def take(self, indices: np.ndarray) -> "LabelledImages":
         return LabelledImages(self.pixels[indices], self.labels[indices], [self.keys[i] for i in indices])
 
+    def __add__(self, other: "LabelledImages") -> "LabelledImages":
+        return LabelledImages(np.concatenate([self.pixels, other.pixels]), np.concatenate([self.labels, other.labels]),
+                              self.keys + other.keys)
+
+    def repeated(self, count: int) -> "LabelledImages":
+        """The images repeated whole until there are at least `count` (a training batch needs that many)."""
+        if len(self) >= count:
+            return self
+        return self.take(np.tile(np.arange(len(self)), -(-count // len(self))))
+
 
 @dataclass(frozen=True)
 class RealData:

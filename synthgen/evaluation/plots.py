@@ -10,6 +10,7 @@ import numpy as np
 
 from synthgen.atomic import atomic_write_bytes
 from synthgen.imaging import save_grid
+from synthgen.metrics.utility import UtilityPoint
 
 GRID_MIN_PIXELS = 64  # grid tiles are enlarged (nearest neighbour) to at least this many pixels a side
 
@@ -55,6 +56,12 @@ def write_quality_vs_steps(path: str | Path, curves: Mapping[str, Sequence[tuple
     rows = [(int(steps) if float(steps).is_integer() else steps, *(by_steps[steps].get(s) for s in samplers))
             for steps in sorted(by_steps)]
     write_csv(path, ("steps", *samplers), rows)
+
+
+def write_utility(path: str | Path, points: Sequence[UtilityPoint]) -> None:
+    """One row per n real training images: real val accuracy without and with the synthetic set, and the gain."""
+    rows = [(p.real_count, p.fraction, p.real_accuracy, p.augmented_accuracy, p.gain) for p in points]
+    write_csv(path, ("real_count", "fraction", "real_only", "real_plus_synthetic", "gain"), rows)
 
 
 def class_rows(pixels: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:

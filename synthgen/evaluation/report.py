@@ -10,6 +10,7 @@ from synthgen.metrics.gate import GateVerdict
 from synthgen.metrics.memorisation import Memorisation
 from synthgen.metrics.report import MetricRow, NeighbourDistances, worst_near_duplicates, write_report
 from synthgen.metrics.specs import SPACE_LABELS, report_metrics
+from synthgen.metrics.utility import UtilityPoint
 
 def metric_rows(m: Mapping[str, Any], space: str) -> list[MetricRow]:
     """The metrics table, from the metric specs: each row with its real-versus-real baseline where it has one."""
@@ -27,7 +28,8 @@ def write_evaluation_report(path: str | Path, *, verdict: GateVerdict, metrics: 
                             per_class: Mapping[str, Mapping[str, Any]], memo: Memorisation, space: str,
                             generated: np.ndarray, requested: np.ndarray, train: np.ndarray,
                             class_names: Sequence[str], details: Mapping[str, Any], per_class_shown: int,
-                            worst_pairs: int, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> None:
+                            worst_pairs: int, quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None,
+                            utility: Sequence[UtilityPoint] = ()) -> None:
     """Render the whole page with `synthgen.metrics.report` and write it atomically."""
     write_report(
         path,
@@ -42,5 +44,6 @@ def write_evaluation_report(path: str | Path, *, verdict: GateVerdict, metrics: 
                                               [class_names[c] for c in requested]) if worst_pairs else (),
         quality_vs_steps=quality_vs_steps,
         quality_label="conditional accuracy",
+        utility=utility,
         distance_space=SPACE_LABELS[space],
     )

@@ -7,7 +7,7 @@ size, so the generated set is cut into disjoint subsets as large as val and thos
 from __future__ import annotations
 
 import statistics
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from synthgen.metrics.gate import fd_ratio
 from synthgen.metrics.kid import kernel_inception_distance
 from synthgen.metrics.memorisation import Memorisation
 from synthgen.metrics.precision_recall import precision_recall
-from synthgen.metrics.specs import CONDITIONAL_ACCURACY, baseline_key, space_aliases
+from synthgen.metrics.specs import CLASS_ACCURACY, CONDITIONAL_ACCURACY, WORST_CLASS_ACCURACY, baseline_key, space_aliases
 from synthgen.seeds import derive_seed
 
 
@@ -57,16 +57,25 @@ def precision_recall_with_baseline(train: torch.Tensor, val: torch.Tensor, gener
 
 
 def conditional_with_baseline(predicted: torch.Tensor, requested: np.ndarray, val_predicted: torch.Tensor,
-                              val_labels: np.ndarray, class_names: list[str]) -> tuple[dict[str, float], dict[str, dict]]:
-    """Share of generated images classified as requested; the baseline is the classifier's real val accuracy.
+                              val_labels: np.ndarray, class_names: list[str]) -> tuple[dict[str, Any], dict[str, dict]]:
+    """Share of generated images classified as requested, overall, per class and for the worst class;
+    the baselines are the classifier's real val accuracies.
 
-    Returns the flat metrics and a per-class table {class: {accuracy, real_val_accuracy, requested}}.
+    Returns the metrics and a per-class table {class: {accuracy, real_val_accuracy, requested}}.
     """
     generated = conditional_accuracy(predicted, torch.as_tensor(requested), len(class_names))
     real = conditional_accuracy(val_predicted, torch.as_tensor(val_labels), len(class_names))
     per_class = {name: {"accuracy": g, "real_val_accuracy": r, "requested": n}
                  for name, g, r, n in zip(class_names, generated.per_class, real.per_class, generated.counts)}
-    return {CONDITIONAL_ACCURACY.key: generated.overall, CONDITIONAL_ACCURACY.baseline_key: real.overall}, per_class
+    metrics = {CONDITIONAL_ACCURACY.key: generated.overall, CONDITIONAL_ACCURACY.baseline_key: real.overall,
+               CLASS_ACCURACY.key: dict(zip(class_names, generated.per_class)),
+               WORST_CLASS_ACCURACY.key: worst(generated.per_class), WORST_CLASS_ACCURACY.baseline_key: worst(real.per_class)}
+    return metrics, per_class
+
+
+def worst(per_class: Sequence[float | None]) -> float:
+    """The lowest accuracy of the classes that have one."""
+    return min(v for v in per_class if v is not None)
 
 
 def memorisation_summary(memo: Memorisation, measured: np.ndarray, space: str) -> dict[str, float]:

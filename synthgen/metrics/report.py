@@ -15,9 +15,10 @@ import numpy as np
 
 from synthgen.atomic import atomic_write_bytes
 from synthgen.imaging import encode_image, make_grid
-from synthgen.metrics.gate import GateVerdict
+from synthgen.metrics.gate import GateCheck, GateVerdict
 from synthgen.metrics.memorisation import Memorisation
-from synthgen.metrics.specs import CONDITIONAL_ACCURACY
+from synthgen.metrics.specs import CLASS_ACCURACY, CONDITIONAL_ACCURACY
+from synthgen.metrics.utility import UtilityPoint
 
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#b45309"]
 INK, MUTED, GRID = "#0f172a", "#64748b", "#e2e8f0"
@@ -251,19 +252,39 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], x_label: str
 # Page sections
 
 
+def severity(check: GateCheck) -> tuple[bool, float]:
+    """Sorts the worst check first: failed before passed, then furthest on the wrong side of its limit."""
+    value = check.value if check.value is not None and math.isfinite(check.value) else -math.inf
+    return check.passed, value if check.bound == "min" else -value
+
+
+def check_rows(checks: Sequence[GateCheck]) -> list[tuple[str, GateCheck]]:
+    """The verdict table's rows, (name, check): every check, but a per-class metric only by its worst class."""
+    rows: dict[str, tuple[str, GateCheck]] = {}
+    for check in checks:
+        if check.subject is None:
+            rows[check.metric] = (check.metric, check)
+        elif check.metric not in rows or severity(check) < severity(rows[check.metric][1]):
+            rows[check.metric] = (f"{check.metric}, worst: {check.subject}", check)
+    return list(rows.values())
+
+
 def verdict_section(verdict: GateVerdict) -> str:
     cls, word = ("pass", "Published") if verdict.published else ("fail", "Rejected")
-    failed = sum(not c.passed for c in verdict.checks)
-    summary = (f"All {len(verdict.checks)} quality checks passed." if verdict.published
-               else f"{failed} of {len(verdict.checks)} quality checks failed.")
+    shown = check_rows(verdict.checks)
+    failed = sum(not c.passed for _, c in shown)
+    summary = (f"All {len(shown)} quality checks passed." if verdict.published
+               else f"{failed} of {len(shown)} quality checks failed.")
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in verdict.reasons)
     rows = "".join(
-        f'<tr><td>{escape(c.metric)}</td><td class="num">{fmt(c.value)}</td>'
+        f'<tr><td>{escape(name)}</td><td class="num">{fmt(c.value)}</td>'
         f'<td class="num">{"≥" if c.bound == "min" else "≤"} {fmt(c.limit)}</td>'
         f'<td><span class="pill {"pass" if c.passed else "fail"}">{"pass" if c.passed else "fail"}</span></td></tr>'
-        for c in verdict.checks)
+        for name, c in shown)
     return (f'<section class="verdict {cls}"><div class="verdict-head"><div class="mark">{"✓" if verdict.published else "✗"}</div>'
             f'<div><div class="verdict-label">Quality gate</div><div class="verdict-word">{word}</div>'
             f'<div class="verdict-summary">{summary}</div></div></div>'
+            + (f'<ul class="reasons">{reasons}</ul>' if reasons else "")
             + f'<table class="checks"><thead><tr><th>Check</th><th class="num">Measured</th><th class="num">Limit</th>'
               f'<th></th></tr></thead><tbody>{rows}</tbody></table></section>')
 
@@ -322,6 +343,20 @@ def near_duplicate_section(pairs: Sequence[NearDuplicatePair], threshold: float 
                 f'<div class="pairs">{"".join(figures)}</div>', wide=True)
 
 
+def utility_section(points: Sequence[UtilityPoint]) -> str:
+    """Real val accuracy against n real training images, without and with the synthetic set, and the gains."""
+    chart = line_chart({"real only": [(p.real_count, p.real_accuracy) for p in points],
+                        "real + synthetic": [(p.real_count, p.augmented_accuracy) for p in points]},
+                       "real training images (n)", "real val accuracy")
+    rows = "".join(f'<tr><td class="num">{p.real_count} ({p.fraction:.0%})</td><td class="num">{p.real_accuracy:.3f}</td>'
+                   f'<td class="num">{p.augmented_accuracy:.3f}</td>'
+                   f'<td class="num strong" style="color:{PASS if p.gain > 0 else FAIL}">{p.gain:+.3f}</td></tr>'
+                   for p in points)
+    table = ('<table><thead><tr><th class="num">n real</th><th class="num">real only</th>'
+             f'<th class="num">+ synthetic</th><th class="num">gain</th></tr></thead><tbody>{rows}</tbody></table>')
+    return card("Augmentation utility", f"{chart}{table}")
+
+
 def card(title: str, body: str, wide: bool = False) -> str:
     return f'<section class="card{" wide" if wide else ""}"><h2>{escape(title)}</h2>{body}</section>'
 
@@ -346,6 +381,7 @@ header p{margin:4px 0 0;color:#64748b}
 .pass .verdict-word{color:#15803d}.fail .verdict-word{color:#b91c1c}
 .verdict-summary{color:#334155}
 .checks{margin-top:14px;max-width:640px}
+.reasons{margin:12px 0 0;padding-left:20px;color:#b91c1c;font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:20px}
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:12px;padding:18px 20px;box-shadow:0 1px 2px rgba(15,23,42,.04);min-width:0}
 .card.wide{grid-column:1/-1}
@@ -383,16 +419,19 @@ def render_report(
     quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None = None,
     quality_label: str = "FD",
     distance_space: str = "classifier features",
+    utility: Sequence[UtilityPoint] = (),
 ) -> str:
     """The whole report as one HTML string; sections whose data is not given are left out.
 
     galleries: class name -> uint8 (N, H, W, 3) samples; per_class_accuracy: class name -> share;
-    quality_vs_steps: sampler name -> [(steps, metric value), ...]. The accuracy bars mark the
-    gate's minimum conditional accuracy; the histograms mark the near-duplicate threshold.
+    quality_vs_steps: sampler name -> [(steps, metric value), ...]; utility: the augmentation utility
+    curve. The accuracy bars mark the gate's per-class minimum (else its overall minimum); the
+    histograms mark the near-duplicate threshold.
     """
     charts = []
     if per_class_accuracy:
-        limit = next((c.limit for c in verdict.checks if c.metric == CONDITIONAL_ACCURACY.key), None)
+        limits = {c.metric: c.limit for c in verdict.checks}
+        limit = limits.get(CLASS_ACCURACY.key, limits.get(CONDITIONAL_ACCURACY.key))
         charts.append(card("Conditional accuracy per class", bar_chart(per_class_accuracy, limit)))
     if nn_distances is not None:
         hist = histogram({"real val → train": nn_distances.real, "generated → train": nn_distances.generated},
@@ -400,6 +439,8 @@ def render_report(
         charts.append(card("Distance to the nearest training image", hist))
     if quality_vs_steps:
         charts.append(card(f"{quality_label} against sampling steps", line_chart(quality_vs_steps, "sampling steps", quality_label)))
+    if utility:
+        charts.append(utility_section(utility))
     sections = [metrics_section(metrics), *charts]
     if galleries:
         sections.append(gallery_section(galleries, per_class_accuracy or {}))

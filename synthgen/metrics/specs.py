@@ -3,6 +3,8 @@
 The gate, the HTML report's metrics table, the releases index columns, the Prefect run artifact and
 `synthgen inspect` all read this table, in its order. To gate a new metric: compute it (under its
 key) in `synthgen/evaluation/scores.py`, add its row here, and its threshold field to `GateConfig`.
+A per-class metric's metrics.json value maps each class name to its value (null for a class not
+requested); the gate checks every class and names the one that fails.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class MetricSpec:
     space: str | None = None  # memorisation space the metric is measured in, if it has one
     gate_space_only: bool = False  # report it for the configured evaluate.memorisation_space only
     gates_as: str | None = None  # measured in the configured memorisation space, the gate reads it under this key
+    per_class: bool = False  # its value is {class name: value}; the gate checks each class
 
     @property
     def bound(self) -> Literal["min", "max"]:
@@ -60,8 +63,17 @@ CONDITIONAL_ACCURACY = MetricSpec(  # also drawn per class in the report, agains
     "share classified as the requested class; baseline: the classifier on real val", False,
     threshold="min_conditional_accuracy", report=True, index=True, artifact=True, inspect=True)
 
+CLASS_ACCURACY = MetricSpec(  # drawn as the report's per-class bars
+    "conditional_accuracy_per_class", "Conditional accuracy per class", "share of each class classified as requested",
+    False, threshold="min_class_accuracy", per_class=True)
+WORST_CLASS_ACCURACY = MetricSpec(
+    "conditional_accuracy_worst_class", "Worst class accuracy", "conditional accuracy of the least faithful class",
+    False, report=True, index=True, artifact=True)
+
 METRICS: tuple[MetricSpec, ...] = (
     CONDITIONAL_ACCURACY,
+    CLASS_ACCURACY,
+    WORST_CLASS_ACCURACY,
     MetricSpec("fd_ratio", "FD ratio", "FD(generated, train) / FD(real val, train)", True,
                threshold="max_fd_ratio", index=True, artifact=True, inspect=True),
     MetricSpec("near_duplicate_fraction", "Near-duplicate share",
@@ -76,6 +88,12 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("precision", "Precision", "share inside the train manifold (fidelity)", False,
                report=True, index=True, artifact=True),
     MetricSpec("recall", "Recall", "share of train covered (diversity)", False, report=True, index=True, artifact=True),
+    MetricSpec("utility_gain_smallest_n", "Utility gain, fewest real", "real val accuracy with the synthetic set minus "
+               "without, trained on {utility_smallest_n} real images", False, fmt="+.3f", report=True, index=True,
+               artifact=True),
+    MetricSpec("utility_gain_largest_n", "Utility gain, most real", "real val accuracy with the synthetic set minus "
+               "without, trained on {utility_largest_n} real images", False, fmt="+.3f", report=True, index=True,
+               artifact=True),
     MetricSpec("cas_accuracy", "CAS accuracy",
                "trained on {cas_train_count} synthetic images, tested on real val; baseline: as many real", False,
                report=True),

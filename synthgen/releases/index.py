@@ -130,8 +130,10 @@ def read_index(root: str | Path) -> list[ReleaseEntry]:
         return []
     table = pq.read_table(pa.BufferReader(store.read_bytes(INDEX)))
     missing = [n for n in SCHEMA.names if n not in table.column_names]
-    if missing:
+    if set(missing) - set(KEY_METRICS):
         raise ReleaseIndexError(f"{path} is not a release index: it lacks the columns {missing}")
+    for name in missing:  # a metric column added after this index was written: null for its releases
+        table = table.append_column(name, pa.nulls(len(table), pa.float64()))
     entries = [ReleaseEntry.from_row(r) for r in table.select(SCHEMA.names).cast(SCHEMA).to_pylist()]
     return sorted(entries, key=lambda e: release_sort_key(e.release_id))
 

@@ -1,9 +1,12 @@
 """Stage `evaluate`: score a synthetic dataset against the real data, then gate it.
 
 `evaluate` writes into `out_dir` (named by `EvalLayout`):
-  metrics.json                  every metric beside its real-versus-real baseline, flat (DVC metrics)
+  metrics.json                  every metric beside its real-versus-real baseline (DVC metrics); flat but
+                                for per-class metrics, each a {class name: value} mapping
   gate.json                     the verdict: status, reasons and every check
   plots/per_class_accuracy.csv  conditional accuracy per class beside the classifier's real val accuracy
+  plots/utility.csv             real val accuracy against n real training images, without and with the
+                                synthetic set, when evaluate.utility.enabled
   plots/nn_distances.csv        histogram of distances to the nearest training image, real val and generated
   plots/quality_vs_steps.csv    conditional accuracy per sampler and step count, when a sweep is passed in
   grid_per_class.png            one row of generated samples per class
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +32,13 @@ import torch
 
 from synthgen.atomic import atomic_write_json
 from synthgen.config.evaluate import EvaluateConfig
+from synthgen.config.training import TrainConfig
 from synthgen.evaluation.checks import check_classifier_fits, check_synthetic_fits
 from synthgen.evaluation.features import class_accuracy, embed_pixels, matched_subsets, pixels_nchw, seeded_subset, to_model_range
 from synthgen.evaluation.inputs import LabelledImages, RealData, load_prepared, load_synthetic
-from synthgen.evaluation.plots import save_class_grid, write_nn_distances, write_per_class_accuracy, write_quality_vs_steps
+from synthgen.evaluation.plots import (
+    save_class_grid, write_nn_distances, write_per_class_accuracy, write_quality_vs_steps, write_utility,
+)
 from synthgen.evaluation.quality import quality_table, write_quality
 from synthgen.evaluation.report import write_evaluation_report
 from synthgen.evaluation.scores import (
@@ -43,6 +50,7 @@ from synthgen.evaluation.trained import TrainedClassifier, load_classifier
 from synthgen.metrics.gate import GateVerdict, evaluate_gate
 from synthgen.metrics.inception import inception_features, load_inception
 from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
+from synthgen.metrics.utility import UtilityPoint, measure_utility, utility_metrics
 from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
 from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout
@@ -70,17 +78,39 @@ def memorisation_by_space(cfg: EvaluateConfig, features: Mapping[str, torch.Tens
     }
 
 
-def train_cas(cfg: EvaluateConfig, images: LabelledImages, val: LabelledImages, num_classes: int,
-              run_dir: Path) -> tuple[float, int]:
-    """Real val accuracy of the CAS classifier trained from scratch on synthetic images only, and their count.
+def fit_and_score(cfg: EvaluateConfig, train_cfg: TrainConfig, images: LabelledImages, val: LabelledImages,
+                  num_classes: int, run_dir: Path) -> float:
+    """Real val accuracy of a classifier (the evaluate architecture) trained from scratch on `images`.
 
-    Always a fresh run (the synthetic data may have changed); only its metrics.csv is kept.
+    Always a fresh run (the data may have changed); only its metrics.csv is kept in `run_dir`.
     """
     shutil.rmtree(run_dir, ignore_errors=True)
-    chosen = images.take(seeded_subset(len(images), cfg.cas.samples, derive_seed(cfg.seed, "evaluate/cas_subset")))
-    result = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, chosen.pixels, chosen.labels, num_classes, run_dir)
+    result = fit_classifier(cfg.classifier, train_cfg, cfg.augment, images.pixels, images.labels, num_classes, run_dir)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall, len(chosen)
+    return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall
+
+
+def train_cas(cfg: EvaluateConfig, images: LabelledImages, val: LabelledImages, num_classes: int,
+              run_dir: Path) -> tuple[float, int]:
+    """Real val accuracy of the CAS classifier trained on synthetic images only, and their count."""
+    chosen = images.take(seeded_subset(len(images), cfg.cas.samples, derive_seed(cfg.seed, "evaluate/cas_subset")))
+    return fit_and_score(cfg, cfg.cas.train, chosen, val, num_classes, run_dir), len(chosen)
+
+
+def augmentation_utility(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages) -> list[UtilityPoint]:
+    """The utility curve of `synthgen.metrics.utility`: for each fraction, classifiers trained on n real
+    train images (a seeded subset; smaller fractions' images are part of larger ones') alone and with
+    `synthetic` added, with one schedule and seed, scored on real val. No files are kept."""
+    subset_seed = derive_seed(cfg.seed, "evaluate/utility_real_subset")
+    train_cfg = cfg.utility.train
+
+    def accuracy(n: int, with_synthetic: bool) -> float:
+        images = real.train.take(seeded_subset(len(real.train), n, subset_seed))
+        images = (images + synthetic if with_synthetic else images).repeated(train_cfg.batch_size)
+        with tempfile.TemporaryDirectory(prefix="synthgen-utility-") as run_dir:
+            return fit_and_score(cfg, train_cfg, images, real.val, len(real.class_names), Path(run_dir))
+
+    return measure_utility(cfg.utility.fractions, len(real.train), accuracy)
 
 
 def inception_fid(model: torch.nn.Module, real: RealData, measured: LabelledImages, cfg: EvaluateConfig) -> dict[str, float]:
@@ -120,6 +150,8 @@ class Scores:
     per_class: dict[str, dict[str, Any]]  # class -> accuracy, real_val_accuracy, requested
     memos: dict[str, Memorisation]  # "features" and "pixels": nearest training image of every sample
     logits: torch.Tensor  # classifier logits of every synthetic sample
+    utility: list[UtilityPoint]  # one per evaluate.utility.fractions; empty when it is off
+    utility_seconds: float  # wall time of the utility runs
 
 
 def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path,
@@ -180,7 +212,12 @@ def score(cfg: EvaluateConfig, inputs: Loaded, inception: torch.nn.Module | None
                                reference["cas_reference_train_count"]))
     if inception is not None:
         metrics.update(inception_fid(inception, real, synthetic.take(measured), cfg))
-    return Scores(metrics, per_class, memos, emb["generated"].logits)
+    # 5) augmentation utility: n real images alone against the same n plus the synthetic set
+    start = time.perf_counter()
+    utility = augmentation_utility(cfg, real, synthetic.take(measured)) if cfg.utility.enabled else []
+    if utility:
+        metrics.update(utility_metrics(utility, len(measured), cfg.utility.train.steps))
+    return Scores(metrics, per_class, memos, emb["generated"].logits, utility, time.perf_counter() - start)
 
 
 def write_outputs(cfg: EvaluateConfig, inputs: Loaded, scores: Scores, verdict: GateVerdict, synthetic_dir: Path,
@@ -192,7 +229,7 @@ def write_outputs(cfg: EvaluateConfig, inputs: Loaded, scores: Scores, verdict: 
     metrics_json = finite_or_none({**scores.metrics, "published": verdict.published})
     atomic_write_json(layout.metrics, metrics_json)
     atomic_write_json(layout.gate, finite_or_none(verdict.to_dict()))
-    write_plots(cfg, layout, scores.per_class, gate_memo, quality_vs_steps)
+    write_plots(cfg, layout, scores, quality_vs_steps)
     save_class_grid(layout.grid, synthetic.pixels, synthetic.labels, len(real.class_names),
                     cfg.gallery_per_class)
     quality = quality_table(synthetic.keys, synthetic.labels, scores.logits, gate_memo, scores.memos["features"],
@@ -207,16 +244,20 @@ def write_outputs(cfg: EvaluateConfig, inputs: Loaded, scores: Scores, verdict: 
                             memo=gate_memo, space=cfg.memorisation_space, generated=synthetic.pixels,
                             requested=synthetic.labels, train=real.train.pixels, class_names=real.class_names,
                             details=details, per_class_shown=cfg.gallery_per_class, worst_pairs=cfg.worst_pairs,
-                            quality_vs_steps=quality_vs_steps)
+                            quality_vs_steps=quality_vs_steps, utility=scores.utility)
     return metrics_json
 
 
-def write_plots(cfg: EvaluateConfig, layout: EvalLayout, per_class: Mapping[str, Mapping[str, Any]], memo: Memorisation,
+def write_plots(cfg: EvaluateConfig, layout: EvalLayout, scores: Scores,
                 quality_vs_steps: Mapping[str, Sequence[tuple[float, float]]] | None) -> None:
-    """The DVC plot files: per-class accuracy, the distance histogram, and the steps sweep when given."""
-    write_per_class_accuracy(layout.plot("per_class_accuracy"), per_class)
+    """The DVC plot files: per-class accuracy, the distance histogram, and the utility curve and the
+    steps sweep when there are."""
+    memo = scores.memos[cfg.memorisation_space]
+    write_per_class_accuracy(layout.plot("per_class_accuracy"), scores.per_class)
     write_nn_distances(layout.plot("nn_distances"), memo.real_distances.numpy(), memo.distances.numpy(),
                        cfg.histogram_bins)
+    if scores.utility:
+        write_utility(layout.plot("utility"), scores.utility)
     if quality_vs_steps:
         write_quality_vs_steps(layout.plot("quality_vs_steps"), quality_vs_steps)
 
@@ -240,8 +281,10 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
     verdict = evaluate_gate(scores.metrics, cfg.gate)
     metrics_json = write_outputs(cfg, inputs, scores, verdict, synthetic_dir, out_dir, quality_vs_steps)
     seconds = time.perf_counter() - start
-    log.info("evaluate: %s in %.1f s %s", verdict.status, seconds, verdict.reasons)
-    return {**finite_or_none(verdict.to_dict()), "metrics": metrics_json, "seconds": seconds, "out_dir": str(out_dir)}
+    log.info("evaluate: %s in %.1f s (utility %.1f s) %s", verdict.status, seconds, scores.utility_seconds,
+             verdict.reasons)
+    return {**finite_or_none(verdict.to_dict()), "metrics": metrics_json, "seconds": seconds,
+            "utility_seconds": scores.utility_seconds, "out_dir": str(out_dir)}
 
 
 @dataclass(frozen=True)
