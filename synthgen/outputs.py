@@ -129,15 +129,30 @@ def claim(out: str | Path, kind: str, run_key: str | None = None,
         yield out
         return
     check_writable(out, kind)  # before the lock, so a foreign folder gets no lock file; run keys are checked under it
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with lock if lock is not None else hold(out / LOCK, str(out)):
-        check_writable(out, kind, run_key)  # again, now that no other writer can change it
-        write_marker(out, kind, run_key)
-        _claimed.add(key)
-        try:
-            yield out
-        finally:
-            _claimed.discard(key)
+    try:
+        with lock if lock is not None else hold(out / LOCK, str(out)):
+            check_writable(out, kind, run_key)  # again, now that no other writer can change it
+            write_marker(out, kind, run_key)
+            _claimed.add(key)
+            try:
+                yield out
+            finally:
+                _claimed.discard(key)
+    except BaseException:
+        if created:
+            remove_if_unused(out)
+        raise
+
+
+def remove_if_unused(folder: Path) -> None:
+    """Remove a folder that holds nothing but the marker and lock files (a failed stage wrote nothing else)."""
+    if any(p.name not in CONTROL_FILES for p in folder.iterdir()):
+        return
+    for name in CONTROL_FILES:
+        (folder / name).unlink(missing_ok=True)
+    folder.rmdir()
 
 
 def writes(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

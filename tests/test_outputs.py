@@ -255,3 +255,13 @@ def test_torchrun_ranks_other_than_0_write_under_rank_0s_claim(tmp_path, monkeyp
         with pytest.raises(SynthgenError, match="is locked by pid"):
             with claim(out, "train_diffusion"):
                 pass
+
+
+def test_a_stage_that_fails_leaves_no_folder_it_made_and_keeps_one_it_found(tmp_path):
+    fresh, existing = tmp_path / "fresh" / "out", tmp_path / "existing"
+    existing.mkdir()
+    for folder in (fresh, existing):
+        with pytest.raises(RuntimeError):
+            with claim(folder, "prepare"):
+                raise RuntimeError("bad input")
+    assert not fresh.exists() and existing.is_dir()
