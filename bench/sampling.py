@@ -45,7 +45,7 @@ from synthgen.generate.models import GenerationModels, load_models
 from synthgen.generate.plan import SamplingPlan, ShardPlan, sample_key
 from synthgen.stages.layout import SyntheticLayout
 from synthgen.stages.sample import build_plan, finish_run, pending_shards, run_key
-from synthgen.generate.shard_sampler import Provenance, batches, generate_pixels, generate_shard, initial_noise
+from synthgen.generate.shard_sampler import Provenance, chunks, generate_pixels, generate_shard, initial_noise
 from synthgen.imaging import encode_image, to_uint8
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
@@ -57,6 +57,12 @@ CPU_TARGET, GPU_TARGET = 0.90, 0.95  # whole stage / denoiser alone (issue 5)
 
 
 # 1) models, configs, clocks
+
+def shard_batches(shard: ShardPlan, batch_size: int):
+    """(labels, seeds) of each batch of a shard's first draws, in the order generate_shard draws them."""
+    for rows in chunks(list(range(len(shard.labels))), batch_size):
+        yield shard.labels[rows], [shard.seeds[r] for r in rows]
+
 
 def write_default_models(folder: Path) -> tuple[str, str]:
     """Untrained models of the default params' size: AutoencoderConfig(), DiffusionConfig() on DataConfig() images."""
@@ -151,7 +157,7 @@ def denoise(models: GenerationModels, cfg: SampleConfig, x_T, labels, generators
 
 def denoise_shard(models: GenerationModels, cfg: SampleConfig, shard: ShardPlan) -> tuple[float, float]:
     """(wall, CPU) seconds of the sampler loop alone over the shard's batches; their noise is drawn before the clock."""
-    inputs = [noise_for(models, labels, seeds) for labels, seeds in batches(shard, cfg.batch_size)]
+    inputs = [noise_for(models, labels, seeds) for labels, seeds in shard_batches(shard, cfg.batch_size)]
     clock = Clock(models.device)
     for x_T, labels, generators in inputs:
         denoise(models, cfg, x_T, labels, generators)
@@ -215,7 +221,7 @@ def breakdown(models: GenerationModels, cfg: SampleConfig, class_names: list[str
     shard = plan.shard(0)
     seconds = {key: np.zeros(2) for key in ("noise", "denoise", "decode", "quantise")}
     pixels = []
-    for labels, seeds in batches(shard, cfg.batch_size):
+    for labels, seeds in shard_batches(shard, cfg.batch_size):
         phases, batch_pixels = timed_pixels(models, cfg, labels, seeds)
         seconds = {k: seconds[k] + phases[k] for k in seconds}
         pixels.append(batch_pixels)

@@ -38,6 +38,7 @@ FOLDER_HELP = {  # what a folder option holds when a stage reads it
     "autoencoder": "Trained autoencoder (from `train-ae`).",
     "latents": "Latent store (from `encode`).",
     "diffusion": "Trained diffusion model (from `train-ldm`).",
+    "filter": "Sampling filter classifier (from `train-filter`); unused when sample.filter.enabled is false.",
     "synthetic": "Synthetic dataset (from `sample`).",
     "classifier": "Feature classifier (from `train-classifier`).",
     "sweep": "Sampler sweep (from `sweep`) to plot; skipped when absent.",
@@ -67,14 +68,17 @@ STAGES = (
           "Stage 3: encode the train split once into the latent store."),
     Stage("train-ldm", "train_diffusion", ("prepared", "latents", "autoencoder"), "diffusion",
           "Stage 4: train the class-conditional latent diffusion UNet."),
-    Stage("sample", "sample", ("diffusion", "autoencoder"), "synthetic",
-          "Stage 5: generate the synthetic dataset into WebDataset shards (resumes a crashed run).", flow="run_sample"),
+    Stage("train-filter", "train_filter", ("prepared",), "filter",
+          "Stage 5: train the classifier that screens every sample (sample.filter); never the evaluator."),
+    Stage("sample", "sample", ("diffusion", "autoencoder", "filter"), "synthetic",
+          "Stage 6: generate the synthetic dataset into WebDataset shards, each image screened by the filter "
+          "(resumes a crashed run).", flow="run_sample"),
     Stage("train-classifier", "train_classifier", ("prepared",), "classifier",
-          "Stage 6: train the feature classifier used by every evaluation metric."),
+          "Stage 7: train the feature classifier used by every evaluation metric (the judge)."),
     Stage("sweep", "sweep_samplers", ("diffusion", "autoencoder", "classifier", "prepared"), "sweep",
-          "Stage 7: quality and time of every sampler at several step counts (evaluate.sweep)."),
+          "Stage 8: quality and time of every sampler at several step counts (evaluate.sweep)."),
     Stage("evaluate", "evaluate", ("prepared", "synthetic", "classifier", "sweep"), "eval",
-          "Stage 8: score the synthetic data, apply the quality gate, write the report (exit 2 if rejected)."),
+          "Stage 9: score the synthetic data, apply the quality gate, write the report (exit 2 if rejected)."),
 )
 
 

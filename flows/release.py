@@ -21,15 +21,15 @@ from synthgen.releases import release_id_for
 from synthgen.seeds import derive_seed
 from synthgen.stages import release as stage
 from synthgen.stages.layout import (
-    AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, ReleasesLayout, SweepLayout,
+    AutoencoderLayout, ClassifierLayout, DiffusionLayout, FilterLayout, PreparedLayout, ReleasesLayout, SweepLayout,
 )
 from synthgen.storage import join
 from tasks.dvc import dvc_push_task, dvc_stage_task
 
-MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_classifier",
-                "sweep_samplers")
+MODEL_STAGES = ("prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_filter",
+                "train_classifier", "sweep_samplers")
 MODELS = stage.Inputs(*(layout(Path(layout.DEFAULT)) for layout in (
-    PreparedLayout, ClassifierLayout, SweepLayout, DiffusionLayout, AutoencoderLayout)))
+    PreparedLayout, ClassifierLayout, SweepLayout, DiffusionLayout, AutoencoderLayout, FilterLayout)))
 
 
 def run_date_of(explicit: str | None) -> date:

@@ -13,7 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from synthgen.config.params import Params
 from synthgen.config.sample import SampleConfig
 from synthgen.stages import sample as stage
-from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, FilterLayout, SyntheticLayout
 from tasks.sample import shard_tasks
 
 
@@ -27,9 +27,10 @@ def task_runner_for(cfg: SampleConfig):
 
 @flow(name="sample", log_prints=True)
 def sample(params: Params, diffusion: str = DiffusionLayout.DEFAULT, autoencoder: str = AutoencoderLayout.DEFAULT,
-           out: str = SyntheticLayout.DEFAULT, seed: int | None = None) -> dict:
+           filter: str = FilterLayout.DEFAULT, out: str = SyntheticLayout.DEFAULT, seed: int | None = None) -> dict:
     """Generate `sample.num_images` images into WebDataset shards in `out` (resuming a crashed run)."""
-    inputs = stage.Inputs(DiffusionLayout(Path(diffusion)), AutoencoderLayout(Path(autoencoder)))
+    inputs = stage.Inputs(DiffusionLayout(Path(diffusion)), AutoencoderLayout(Path(autoencoder)),
+                          FilterLayout(Path(filter)))
     summary = stage.run(params, inputs, out, seed=seed, map_shards=shard_tasks)
     print(f"wrote {summary['num_samples']} images in {summary['num_shards']} shards to {out}")
     return summary

@@ -79,6 +79,8 @@ PURPOSES: dict[str, Purpose] = {
     "sample/seed": Purpose(("index",), lambda root, index: sha256_path("sample", root, index)),  # per global index
     "sample/x_T": Purpose((), lambda root: 2 * root % SEED_MODULUS),  # root: the sample's seed
     "sample/sampler_noise": Purpose((), lambda root: (2 * root + 1) % SEED_MODULUS),  # root: the sample's seed
+    "sample/attempt": Purpose(("attempt",), lambda root, attempt: root if attempt == 0  # root: the sample's seed;
+                              else sha256_path("sample", "attempt", root, attempt)),  # a draw the filter rejected is redrawn
     # releases; root: params' sample.seed
     "release/seed": Purpose(("release_id",), lambda root, release: sha256_path("release", root, release)),
     # the consumer's reader; root: open_dataset's seed

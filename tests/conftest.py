@@ -48,4 +48,19 @@ def models_dir(tmp_path_factory):
     return write_tiny_models(tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="session")
+def filter_dir(models_dir, tmp_path_factory):
+    """A tiny sampling-filter folder for the tiny models: accepts roughly a third to a half of each class's draws."""
+    import numpy as np
+
+    from synthgen.config.sample import SampleConfig
+    from synthgen.generate.models import load_models
+    from synthgen.generate.shard_sampler import generate_pixels
+    from tests.tiny_models import write_tiny_filter
+
+    cfg = SampleConfig.model_validate({"sampler": {"name": "ddim", "steps": 4}, "device": "cpu"})
+    calibration = generate_pixels(load_models(*models_dir, "cpu"), np.arange(48) % 3, list(range(48)), cfg)
+    return write_tiny_filter(tmp_path_factory.mktemp("filter"), calibration)
+
+
 from tests.s3_server import s3_server, s3_url  # noqa: E402,F401  (the loopback S3 server fixtures)

@@ -14,7 +14,7 @@ from synthgen.config import load_params
 from synthgen.releases.publish import publish_dataset
 from synthgen.shards import read_manifest
 from synthgen.stages import sample
-from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, EvalLayout
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, EvalLayout, FilterLayout
 from tests.tiny_models import CLASS_NAMES
 
 NUM_IMAGES = 7  # shards of 3, 3 and 1
@@ -24,14 +24,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def synthetic(models_dir, tmp_path_factory):
+def synthetic(models_dir, filter_dir, tmp_path_factory):
     """A folder written by the sample stage's `run`, receipts in `__progress__` included."""
     root = tmp_path_factory.mktemp("hf")
     section = dict(num_images=NUM_IMAGES, images_per_shard=3, batch_size=4, device="cpu", encode_workers=0,
                    license="cc-by-4.0", sampler={"name": "ddim", "steps": 2})
     (root / "params.yaml").write_text(yaml.safe_dump({"sample": section}))
     params = load_params(root / "params.yaml")
-    inputs = sample.Inputs(DiffusionLayout(Path(models_dir[0])), AutoencoderLayout(Path(models_dir[1])))
+    inputs = sample.Inputs(DiffusionLayout(Path(models_dir[0])), AutoencoderLayout(Path(models_dir[1])),
+                           FilterLayout(Path(filter_dir)))
     sample.run(params, inputs, root / "synthetic")
     return root / "synthetic"
 

@@ -121,15 +121,15 @@ def test_inspect_reads_a_dataset_on_s3(s3_url):
 
 
 @pytest.fixture(scope="module")
-def local_run(models_dir, tmp_path_factory, prefect_harness):
+def local_run(models_dir, filter_dir, tmp_path_factory, prefect_harness):
     """The sample stage run to a local folder: the bytes every S3 run must reproduce."""
     folder = tmp_path_factory.mktemp("local")
-    run_flow(write_params(folder, num_images=15, images_per_shard=3), models_dir, folder / "out")
+    run_flow(write_params(folder, num_images=15, images_per_shard=3), (*models_dir, filter_dir), folder / "out")
     return folder / "out"
 
 
-def test_sample_stage_writes_to_s3_and_open_dataset_reads_it(local_run, models_dir, s3_url, tmp_path):
-    run_flow(write_params(tmp_path, num_images=15, images_per_shard=3), models_dir, s3_url)
+def test_sample_stage_writes_to_s3_and_open_dataset_reads_it(local_run, models_dir, filter_dir, s3_url, tmp_path):
+    run_flow(write_params(tmp_path, num_images=15, images_per_shard=3), (*models_dir, filter_dir), s3_url)
     assert shard_hashes(s3_url) == shard_hashes(local_run)
     got = objects(s3_url)
     assert {k: v for k, v in got.items() if k.endswith((".tar", ".parquet"))} == \
@@ -153,10 +153,10 @@ def wait_for_object(url: str, name: str, proc: subprocess.Popen, log: Path, time
 
 
 @pytest.mark.slow
-def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_dir, s3_url, tmp_path):
+def test_killed_sample_run_on_s3_resumes_to_the_local_bytes(local_run, models_dir, filter_dir, s3_url, tmp_path):
     params = write_params(tmp_path, num_images=15, images_per_shard=3, max_workers=1)
     args = ("sample", "--params", params, "--diffusion", str(models_dir[0]), "--autoencoder", str(models_dir[1]),
-            "--out", s3_url)
+            "--filter", filter_dir, "--out", s3_url)
     log = tmp_path / "sample.log"
     proc = cli(*args, log=log)
     wait_for_object(s3_url, f"{PROGRESS}/synthetic-000000.tar.json", proc, log)

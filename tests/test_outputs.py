@@ -19,7 +19,7 @@ from synthgen.outputs import LOCK, MARKER, OutputRefusedError, claim, read_marke
 from synthgen.releases.publish import publish_dataset
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.stages import sample
-from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, FilterLayout
 from synthgen.verify import verify_path
 from tests.test_releases import write_dataset, write_release
 from tests.test_sample_stage import write_params
@@ -33,8 +33,11 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def sample_into(models_dir, tmp_path, out, **params):
-    inputs = sample.Inputs(DiffusionLayout(Path(models_dir[0])), AutoencoderLayout(Path(models_dir[1])))
-    return sample.run(load_params(write_params(tmp_path, **params)), inputs, Path(out))
+    """The sample stage without a filter (these tests are about the output folder)."""
+    inputs = sample.Inputs(DiffusionLayout(Path(models_dir[0])), AutoencoderLayout(Path(models_dir[1])),
+                           FilterLayout(tmp_path / "no-filter"))
+    params = load_params(write_params(tmp_path, filter={"enabled": False}, **params))
+    return sample.run(params, inputs, Path(out))
 
 
 def assert_refused(run, folder: Path, match: str) -> None:
@@ -188,8 +191,8 @@ def test_two_concurrent_sample_runs_one_is_refused_naming_the_holder(models_dir,
     out = tmp_path / "out"
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
-    first_params = write_params(tmp_path / "first", num_images=6)
-    second_params = write_params(tmp_path / "second", num_images=9, seed=5)
+    first_params = write_params(tmp_path / "first", num_images=6, filter={"enabled": False})
+    second_params = write_params(tmp_path / "second", num_images=9, seed=5, filter={"enabled": False})
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}  # the session's API: no server per process
     first = subprocess.Popen(sample_command(first_params, models_dir, out), cwd=REPO, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -1,4 +1,5 @@
-"""The sample stage: byte-identical shards for any batch size or worker, resume, traceability."""
+"""The sample stage: byte-identical shards for any batch size or worker, resume, traceability, and the filter
+(accept, reject, redraw; exact under resume, Ray and regenerate; the acceptance floor)."""
 import json
 
 import numpy as np
@@ -10,7 +11,8 @@ from synthgen.config import load_params
 from synthgen.config.sample import SampleConfig
 from synthgen.generate.models import load_models
 from synthgen.generate.regenerate import regenerate
-from synthgen.generate.shard_sampler import Provenance, generate_shard
+from synthgen.generate.shard_sampler import Provenance, generate_shard, screen_for
+from synthgen.seeds import derive_seed
 from synthgen.shards import open_dataset, read_manifest, verify_dataset
 from synthgen.stages.sample import build_plan, run_key
 from tests.tiny_models import CLASS_NAMES, write_tiny_models
@@ -23,18 +25,21 @@ def config(**overrides) -> SampleConfig:
     return SampleConfig.model_validate({**base, **overrides})
 
 
-def shard_bytes(models_dir, folder, cfg: SampleConfig, index=0) -> bytes:
+def shard_bytes(models_dir, folder, cfg: SampleConfig, index=0, filter_dir=None) -> bytes:
     models = load_models(*models_dir, "cpu")
     plan = build_plan(cfg, CLASS_NAMES)
     key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
-    entry = generate_shard(models, plan.shard(index), cfg, CLASS_NAMES, Provenance("d", "a", key), folder)
+    screen = screen_for(cfg, filter_dir, models, CLASS_NAMES)
+    entry = generate_shard(models, plan.shard(index), cfg, CLASS_NAMES, Provenance("d", "a", key), folder, screen=screen)
     return (folder / entry["name"]).read_bytes()
 
 
-def test_shard_bytes_do_not_depend_on_batch_size_or_encode_threads(models_dir, tmp_path):
-    a = shard_bytes(models_dir, tmp_path / "a", config(batch_size=5, encode_workers=0))
-    b = shard_bytes(models_dir, tmp_path / "b", config(batch_size=2, encode_workers=2))
-    c = shard_bytes(models_dir, tmp_path / "c", config(batch_size=1, encode_workers=1))
+@pytest.mark.parametrize("screened", [False, True], ids=["no filter", "filter"])
+def test_shard_bytes_do_not_depend_on_batch_size_or_encode_threads(models_dir, filter_dir, tmp_path, screened):
+    f = filter_dir if screened else None
+    a = shard_bytes(models_dir, tmp_path / "a", config(batch_size=5, encode_workers=0), filter_dir=f)
+    b = shard_bytes(models_dir, tmp_path / "b", config(batch_size=2, encode_workers=2), filter_dir=f)
+    c = shard_bytes(models_dir, tmp_path / "c", config(batch_size=1, encode_workers=1), filter_dir=f)
     assert a == b == c
 
 
@@ -50,10 +55,17 @@ def write_params(tmp_path, **sample) -> str:
     return str(params)
 
 
-def run_flow(params, models_dir, out):
+def run_flow(params, folders, out):
     from flows.sample import run_sample
 
-    return run_sample(load_params(params), diffusion=models_dir[0], autoencoder=models_dir[1], out=str(out))
+    diffusion, autoencoder, filter = folders
+    return run_sample(load_params(params), diffusion=diffusion, autoencoder=autoencoder, filter=filter, out=str(out))
+
+
+@pytest.fixture(scope="module")
+def folders(models_dir, filter_dir):
+    """(diffusion, autoencoder, filter) folders of the tiny models."""
+    return (*models_dir, filter_dir)
 
 
 def shard_hashes(folder) -> dict[str, str]:
@@ -61,10 +73,11 @@ def shard_hashes(folder) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reference(models_dir, tmp_path_factory, prefect_harness):
-    """One uninterrupted run of the flow: the bytes every other way of running must reproduce."""
+def reference(folders, tmp_path_factory, prefect_harness):
+    """One uninterrupted run of the flow, screened by the tiny filter: the bytes every other way of running must
+    reproduce."""
     folder = tmp_path_factory.mktemp("reference")
-    run_flow(write_params(folder), models_dir, folder / "out")
+    run_flow(write_params(folder), folders, folder / "out")
     return folder / "out"
 
 
@@ -86,12 +99,12 @@ def test_flow_writes_dataset_with_traceable_rows(reference, models_dir):
     assert card.startswith("---\nconfigs:") and "\n# Synthetic dataset\n" in card
 
 
-def test_batch_size_change_reproduces_the_same_dataset(reference, models_dir, tmp_path):
-    run_flow(write_params(tmp_path, batch_size=3, max_workers=2), models_dir, tmp_path / "out")
+def test_batch_size_change_reproduces_the_same_dataset(reference, folders, tmp_path):
+    run_flow(write_params(tmp_path, batch_size=3, max_workers=2), folders, tmp_path / "out")
     assert shard_hashes(tmp_path / "out") == shard_hashes(reference)
 
 
-def test_crashed_run_resumes_to_identical_bytes(reference, models_dir, tmp_path, monkeypatch):
+def test_crashed_run_resumes_to_identical_bytes(reference, folders, tmp_path, monkeypatch):
     import synthgen.generate.shard_sampler as stage
 
     out = tmp_path / "out"
@@ -106,10 +119,10 @@ def test_crashed_run_resumes_to_identical_bytes(reference, models_dir, tmp_path,
 
     monkeypatch.setattr(stage, "generate_shard", crash_on_second_shard)
     with pytest.raises(Exception):
-        run_flow(params, models_dir, out)
+        run_flow(params, folders, out)
     assert not (out / "manifest.json").exists()
     monkeypatch.setattr(stage, "generate_shard", real)
-    summary = run_flow(params, models_dir, out)
+    summary = run_flow(params, folders, out)
     assert summary["num_samples"] == 12
     assert shard_hashes(out) == shard_hashes(reference)
     assert read_manifest(out)["run"]["resumed_shards"] == 2
@@ -118,14 +131,14 @@ def test_crashed_run_resumes_to_identical_bytes(reference, models_dir, tmp_path,
     assert keys.n_unique() == keys.len() == 12
 
 
-def test_tampered_shard_is_remade_on_rerun(reference, models_dir, tmp_path):
+def test_tampered_shard_is_remade_on_rerun(reference, folders, tmp_path):
     out = tmp_path / "out"
     params = write_params(tmp_path)
-    run_flow(params, models_dir, out)
+    run_flow(params, folders, out)
     with open(out / "synthetic-000002.tar", "r+b") as f:
         f.seek(700)
         f.write(b"\x00\x01")
-    run_flow(params, models_dir, out)
+    run_flow(params, folders, out)
     assert read_manifest(out)["run"]["resumed_shards"] == 2
     assert shard_hashes(out) == shard_hashes(reference)
 
@@ -145,12 +158,12 @@ def test_synthetic_dataset_feeds_a_dataloader(reference):
 
 
 @pytest.mark.slow
-def test_two_ray_workers_write_the_same_bytes_as_one_local_worker(reference, models_dir, tmp_path):
+def test_two_ray_workers_write_the_same_bytes_as_one_local_worker(reference, folders, tmp_path):
     """A local Ray cluster (loopback, 2 workers, stopped by the runner) through prefect-ray."""
     pytest.importorskip("prefect_ray")
     import ray
 
-    run_flow(write_params(tmp_path, task_runner="ray", max_workers=2), models_dir, tmp_path / "out")
+    run_flow(write_params(tmp_path, task_runner="ray", max_workers=2), folders, tmp_path / "out")
     assert not ray.is_initialized()
     assert shard_hashes(tmp_path / "out") == shard_hashes(reference)
     assert read_manifest(tmp_path / "out")["run"]["task_runner"] == "ray"
@@ -161,3 +174,72 @@ def test_metadata_answers_duckdb_queries(reference):
     rows = duckdb.sql(f"SELECT class_name, count(*) AS n FROM '{reference / 'metadata.parquet'}' "
                       "GROUP BY class_name ORDER BY class_name").fetchall()
     assert rows == [("blue", 4), ("green", 4), ("red", 4)]
+
+
+# ---- the filter: accept, reject, redraw --------------------------------------------------------
+
+
+def stored_pixels(folder, rows: pl.DataFrame) -> np.ndarray:
+    from synthgen.shards import read_arrays
+
+    pixels, _, keys = read_arrays(folder)
+    by_key = dict(zip(keys, pixels))
+    return np.stack([by_key[k] for k in rows["key"]])
+
+
+def test_every_published_sample_is_one_the_filter_accepts(reference, folders):
+    rows = pl.read_parquet(reference / "metadata.parquet").sort("key")
+    screen = screen_for(config(), folders[2], load_models(*folders[:2], "cpu"), CLASS_NAMES)
+    verdicts = screen.judge(stored_pixels(reference, rows), rows["label"].to_numpy())
+    assert verdicts.accepted.all()
+    assert np.allclose(verdicts.confidence, rows["filter_confidence"].to_numpy())
+    assert rows["attempts"].min() == 1 and rows["attempts"].max() > 1  # some samples were redrawn
+
+
+def test_each_redraw_takes_the_next_attempt_seed_of_its_sample(reference):
+    rows = pl.read_parquet(reference / "metadata.parquet").sort("key")
+    plan = build_plan(config(), CLASS_NAMES)
+    first_draws = [s for shard in plan.shards() for s in shard.seeds]
+    expected = [derive_seed(first_draws[i], "sample/attempt", a - 1) for i, a in enumerate(rows["attempts"])]
+    assert rows["seed"].to_list() == expected
+
+
+def test_the_manifest_tallies_every_draw_per_class(reference):
+    rows = pl.read_parquet(reference / "metadata.parquet")
+    record = read_manifest(reference)["filter"]
+    draws = rows.group_by("class_name").agg(pl.col("attempts").sum(), pl.len().alias("accepted"))
+    for name, attempts, accepted in draws.iter_rows():
+        tally = record["per_class"][name]
+        assert (tally["attempts"], tally["accepted"]) == (attempts, accepted)
+        assert tally["acceptance_rate"] == accepted / attempts <= tally["raw_accuracy"]
+    assert record["accepted"] == 12 and record["attempts"] == rows["attempts"].sum()
+    assert record["classifier_sha256"] == read_manifest(reference)["run"]["filter_sha256"]
+
+
+def test_regenerate_remakes_a_sample_accepted_after_rejections(reference, models_dir):
+    rows = pl.read_parquet(reference / "metadata.parquet")
+    redrawn = rows.filter(pl.col("attempts") > 1)["key"].to_list()
+    assert redrawn
+    for key in redrawn[:2]:
+        assert regenerate(reference, key, *models_dir).matches
+
+
+def test_without_the_filter_every_sample_is_its_first_draw(folders, tmp_path, prefect_harness):
+    run_flow(write_params(tmp_path, filter={"enabled": False}), folders, tmp_path / "out")
+    rows = pl.read_parquet(tmp_path / "out" / "metadata.parquet")
+    assert rows["attempts"].unique().to_list() == [1] and rows["filter_confidence"].null_count() == 12
+    assert read_manifest(tmp_path / "out")["filter"] is None
+    plan = build_plan(config(), CLASS_NAMES)
+    assert sorted(rows["seed"].to_list()) == sorted(s for shard in plan.shards() for s in shard.seeds)
+
+
+def test_a_class_below_the_acceptance_floor_fails_the_stage_naming_it(folders, tmp_path, prefect_harness):
+    with pytest.raises(Exception, match=r"sample.filter accepted .* of the draws of class '(red|green|blue)', below "
+                                        r"sample.filter.min_acceptance = 0.9"):
+        run_flow(write_params(tmp_path, filter={"min_acceptance": 0.9}), folders, tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_sample_rejected_max_attempts_times_fails_the_stage_naming_its_class(folders, tmp_path, prefect_harness):
+    with pytest.raises(Exception, match=r"sample.filter rejected all 1 draws of synthetic-\d+ \(class '\w+'\)"):
+        run_flow(write_params(tmp_path, filter={"max_attempts": 1}), folders, tmp_path / "out")

@@ -42,6 +42,7 @@ LEGACY = {
     ("reader/shard_order", (2,)): (9032687881165099841, 2586028044493852411, 6141740521407549651),
     ("reader/sample_buffer", (2, 1, 3)): (1723419290002077111, 7717897610661049508, 4341750577060743777),
     ("evaluate/utility_real_subset", ()): (7134259363120755950, 7044811124528687411, 3298675285242518408),
+    ("sample/attempt", (2,)): (2045099694659347121, 5170842723456521367, 4555033859481295956),
 }
 # purposes that inherited one derivation from hand-numbered streams: equal seeds for equal roots
 LEGACY_SHARED = {
@@ -75,3 +76,10 @@ def test_indices_select_distinct_streams_and_are_checked():
         derive_seed(0, "train/batch_order")
     with pytest.raises(ValueError, match="unknown seed purpose 'autoencoder/dropout'"):
         derive_seed(0, "autoencoder/dropout")
+
+
+def test_a_samples_first_draw_keeps_its_own_seed_and_each_redraw_gets_a_new_one():
+    seed = derive_seed(0, "sample/seed", 41)
+    draws = [derive_seed(seed, "sample/attempt", attempt) for attempt in range(16)]
+    assert draws[0] == seed  # a dataset sampled without a filter keeps its bytes
+    assert len(set(draws)) == 16

@@ -28,3 +28,29 @@ def write_tiny_models(folder: Path, seed: int = 0) -> tuple[str, str]:
     unet = UNet(cfg.model)
     ldm_folder.write_trained(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, (4, 8, 8), ae_sha, 0.5)
     return str(folder / "diffusion"), str(folder / "autoencoder")
+
+
+
+def write_tiny_filter(folder: Path, calibration_pixels, seed: int = 0) -> str:
+    """An untrained 3-class classifier folder (as stage train_filter writes one) for the tiny models' images.
+
+    Its head is centred and scaled on `calibration_pixels` (uint8 (N, 16, 16, 3) draws of the tiny
+    models), so its verdicts vary from draw to draw: arbitrary but fixed, each class accepted about
+    as often as chance, and some samples redrawn several times.
+    """
+    from synthgen.config.evaluate import ClassifierConfig
+    from synthgen.evaluation.features import pixels_nchw, to_model_range
+    from synthgen.evaluation.trained import write_trained
+    from synthgen.models.classifier import FeatureClassifier
+
+    torch.manual_seed(seed)
+    cfg = ClassifierConfig(widths=(8, 16), blocks_per_stage=1, norm_groups=4, stem_stride=1, dropout=0.0)
+    model = FeatureClassifier(cfg, len(CLASS_NAMES)).eval()
+    with torch.no_grad():
+        features = model.features(to_model_range(pixels_nchw(calibration_pixels)))
+        mean, std = features.mean(0), features.std(0) + 1e-6
+        weight = torch.randn(len(CLASS_NAMES), model.feature_dim) * 2 / std
+        model.head.weight.copy_(weight)
+        model.head.bias.copy_(-(weight @ mean))
+    write_trained(folder, model, cfg, {"filter": "tiny, untrained"}, CLASS_NAMES, (16, 16), {"val_accuracy": None})
+    return str(folder)

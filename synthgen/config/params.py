@@ -27,3 +27,12 @@ class Params(Section):
             raise ValueError(f"data.resolution = {resolution} must be divisible by autoencoder.model.downsample = "
                              f"{factor}; try {nearest} or {nearest + factor}")
         return self
+
+    @model_validator(mode="after")
+    def _filter_is_not_the_judge(self) -> Params:
+        """The evaluator must not be a copy of the filter whose choices it scores (same architecture and seed)."""
+        f, judge = self.sample.filter, self.evaluate
+        if f.enabled and f.classifier == judge.classifier and f.train.seed == judge.classifier_train.seed:
+            raise ValueError("sample.filter would train the same classifier as evaluate (same architecture and seed), "
+                             "so the judge would be the filter; change sample.filter.train.seed or sample.filter.classifier")
+        return self

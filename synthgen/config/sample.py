@@ -7,6 +7,25 @@ from pydantic import Field, model_validator
 
 from synthgen.config.base import Name, Section, Seed, unkeyed
 from synthgen.config.diffusion import SamplerConfig
+from synthgen.config.evaluate import ClassifierConfig
+from synthgen.config.training import TrainConfig
+
+FILTER_CLASSIFIER = ClassifierConfig(widths=(32, 64), blocks_per_stage=1)  # not the evaluator's (16, 32, 64) x 2
+FILTER_TRAIN = TrainConfig(  # seed 1: the evaluator trains with seed 0; about 30 s on a 2-core CPU
+    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=300, log_every=25,
+    cpu_threads=1, seed=1)
+
+
+class FilterConfig(Section):
+    """Sampling with acceptance: a classifier of its own screens every generated image, and an image it does not
+    assign to the requested class (with at least `min_confidence`) is replaced by a fresh sample of that class."""
+
+    enabled: bool = True  # screen every sample; off writes the generator's first draws as they come
+    min_confidence: float = Field(0.5, ge=0.0, lt=1.0)  # accept when the requested class is the filter's top class with at least this probability
+    max_attempts: int = Field(16, ge=1, le=1000)  # draws per sample at most; a sample still rejected then fails the stage, naming its class
+    min_acceptance: float = Field(0.25, ge=0.0, le=1.0)  # a class whose share of accepted draws is lower fails the stage (the generator cannot draw it)
+    classifier: ClassifierConfig = unkeyed(FILTER_CLASSIFIER)  # the filter's architecture (stage train_filter; keep it unlike evaluate.classifier)
+    train: TrainConfig = unkeyed(FILTER_TRAIN)  # the filter's schedule on the real train split (stage train_filter)
 
 
 class SampleConfig(Section):
@@ -19,6 +38,7 @@ class SampleConfig(Section):
     class_weights: dict[Name, float] | None = None  # class_mix=weights: class name -> relative weight
     class_counts: dict[Name, int] | None = None  # class_mix=counts: class name -> exact count (sum = num_images)
     sampler: SamplerConfig = SamplerConfig()  # sampler, steps, eta and guidance scale
+    filter: FilterConfig = FilterConfig()  # screen each image with a filter classifier; replace the ones it rejects
     batch_size: int = unkeyed(125, ge=1, le=65_536)  # images sampled together; never changes the bytes
     micro_batch: int = Field(64, ge=1, le=65_536)  # rows per network call (padded): fixes the numerics, so part of the bytes
     image_format: Literal["png", "webp", "jpg"] = "png"  # encoding of the synthetic images

@@ -1,14 +1,15 @@
-"""Sample one planned shard: denoise in batches, decode, quantise, encode in a background pool, write.
+"""Sample one planned shard: denoise in batches, decode, quantise, screen, encode in a background pool, write.
 
 Each sample's starting noise and sampler noise come from its own seed, so its bytes do not depend
-on which batch or worker it ran in.
+on which batch or worker it ran in. With a filter (`synthgen.generate.filter`) a rejected draw is
+redrawn from the next attempt's seed until the filter accepts it.
 """
 from __future__ import annotations
 
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -16,6 +17,8 @@ import torch
 from synthgen.config.sample import SampleConfig
 from synthgen.diffusion import sample_with_config
 from synthgen.diffusion.noise import SampleGenerators
+from synthgen.errors import SynthgenError
+from synthgen.generate.filter import SampleFilter, Tally, load_filter
 from synthgen.generate.fixed_batch import in_fixed_batches
 from synthgen.generate.models import GenerationModels, load_models
 from synthgen.generate.plan import SamplingPlan, ShardPlan
@@ -23,7 +26,6 @@ from synthgen.imaging import encode_image, to_uint8
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, write_shard
-from synthgen.shards.keys import sample_key
 from synthgen.shards.progress import record_done
 from synthgen.stages.layout import SyntheticLayout
 from synthgen.storage import join
@@ -70,38 +72,95 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     return to_uint8(images.float())
 
 
-def batches(shard: ShardPlan, batch_size: int) -> Iterator[tuple[np.ndarray, list[int]]]:
-    for start in range(0, len(shard.labels), batch_size):
-        yield shard.labels[start: start + batch_size], list(shard.seeds[start: start + batch_size])
+@dataclass(frozen=True)
+class Draw:
+    """The accepted draw of one planned sample."""
+
+    pixels: np.ndarray  # uint8 (H, W, 3)
+    seed: int  # the seed of the accepted attempt: `regenerate` remakes the image from it
+    attempts: int  # draws made, 1 = the first was accepted
+    confidence: float | None  # the filter's probability of the requested class; None without a filter
 
 
-def encoded(pixels: np.ndarray, fmt: str, pool: Executor | None) -> list[Future | bytes]:
-    if pool is None:
-        return [encode_image(p, fmt) for p in pixels]
-    return [pool.submit(encode_image, p, fmt) for p in pixels]
+def chunks(rows: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(rows), size):
+        yield rows[start: start + size]
+
+
+def accepted_draws(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig, screen: SampleFilter | None,
+                   tally: Tally, key_of: Callable[[int], str]) -> Iterator[tuple[int, Draw]]:
+    """(row, draw) of every sample of `shard` as the filter accepts it (all first draws without a filter).
+
+    Rejected rows are drawn again, batched together, from their next attempt's seed; a row rejected
+    `max_attempts` times fails the stage, naming its class.
+    """
+    attempts = [0] * len(shard.labels)
+    pending = list(range(len(shard.labels)))
+    while pending:
+        rejected = []
+        for rows in chunks(pending, cfg.batch_size):
+            labels = shard.labels[rows]
+            seeds = [derive_seed(shard.seeds[r], "sample/attempt", attempts[r]) for r in rows]
+            pixels = generate_pixels(models, labels, seeds, cfg)
+            verdicts = screen.judge(pixels, labels) if screen is not None else None
+            if verdicts is not None:
+                tally.add(labels, verdicts)
+            for j, r in enumerate(rows):
+                attempts[r] += 1
+                if verdicts is None or verdicts.accepted[j]:
+                    confidence = None if verdicts is None else float(verdicts.confidence[j])
+                    yield r, Draw(pixels[j], seeds[j], attempts[r], confidence)
+                elif attempts[r] >= screen.cfg.max_attempts:
+                    raise SynthgenError(
+                        f"sample.filter rejected all {attempts[r]} draws of {key_of(r)} (class "
+                        f"{models.diffusion.class_names[int(labels[j])]!r}); train the generator longer, lower "
+                        f"sample.filter.min_confidence or raise sample.filter.max_attempts")
+                else:
+                    rejected.append(r)
+        pending = rejected
+
+
+def encoded(pixels: np.ndarray, fmt: str, pool: Executor | None) -> Future | bytes:
+    return pool.submit(encode_image, pixels, fmt) if pool is not None else encode_image(pixels, fmt)
 
 
 def generate_shard(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig, class_names: list[str],
-                   provenance: Provenance, folder: str | Path, prefix: str = SyntheticLayout.PREFIX) -> dict[str, Any]:
-    """Generate, encode and atomically write one shard; return its manifest entry."""
+                   provenance: Provenance, folder: str | Path, prefix: str = SyntheticLayout.PREFIX,
+                   screen: SampleFilter | None = None) -> dict[str, Any]:
+    """Generate (screened by `screen`, if any), encode and atomically write one shard; return its manifest
+    entry, which carries the filter's tally of the shard under "filter"."""
     pool = ThreadPoolExecutor(cfg.encode_workers) if cfg.encode_workers > 0 else None
+    tally = Tally.empty(len(class_names))
+    keys = shard.keys(prefix)
     try:
-        images: list[Future | bytes] = []
-        for labels, seeds in batches(shard, cfg.batch_size):
-            images += encoded(generate_pixels(models, labels, seeds, cfg), cfg.image_format, pool)
+        draws: dict[int, tuple[Draw, Future | bytes]] = {}
+        for row, draw in accepted_draws(models, shard, cfg, screen, tally, keys.__getitem__):
+            draws[row] = draw, encoded(draw.pixels, cfg.image_format, pool)
         samples = []
-        for i, (index, label, seed) in enumerate(zip(shard.sample_indices, shard.labels, shard.seeds)):
-            data = images[i] if isinstance(images[i], bytes) else images[i].result()
+        for row, (key, label) in enumerate(zip(keys, shard.labels)):
+            draw, image = draws[row]
             size = models.image_size
             samples.append(ShardSample(
-                key=sample_key(prefix, int(index)), image=data, label=int(label),
+                key=key, image=image if isinstance(image, bytes) else image.result(), label=int(label),
                 class_name=class_names[int(label)], width=size, height=size, format=cfg.image_format,
-                meta=provenance.row(cfg, seed),
+                meta={**provenance.row(cfg, draw.seed), "attempts": draw.attempts,
+                      "filter_confidence": draw.confidence},
             ))
-        return write_shard(join(folder, shard.name), samples)
+        entry = write_shard(join(folder, shard.name), samples)
+        return {**entry, "filter": tally.as_json()} if screen is not None else entry
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def screen_for(cfg: SampleConfig, folder: Path | None, models: GenerationModels,
+               class_names: list[str]) -> SampleFilter | None:
+    """The filter of `folder` (None: no filter) on the models' device, checked against the classes drawn."""
+    if folder is None:
+        return None
+    screen = SampleFilter(load_filter(str(folder), str(models.device)), cfg.filter, cfg.micro_batch)
+    screen.check_classes(class_names, folder)
+    return screen
 
 
 @dataclass(frozen=True)
@@ -115,12 +174,14 @@ class ShardJob:
     class_names: list[str]
     provenance: Provenance
     out: str | Path  # a local folder or an fsspec URL
+    filter: Path | None = None  # the filter classifier's folder; None samples without one
 
     def make(self, index: int) -> dict[str, Any]:
         """Generate shard `index`, write it atomically, then record its receipt; returns its manifest entry."""
         cfg = self.cfg
         models = load_models(str(self.diffusion), str(self.autoencoder), cfg.device, cfg.compile, cfg.channels_last)
         with cpu_threads(cfg.cpu_threads):
-            entry = generate_shard(models, self.plan.shard(index), cfg, self.class_names, self.provenance, self.out)
+            entry = generate_shard(models, self.plan.shard(index), cfg, self.class_names, self.provenance, self.out,
+                                   screen=screen_for(cfg, self.filter, models, self.class_names))
         record_done(self.out, entry, self.provenance.config_hash)
         return entry

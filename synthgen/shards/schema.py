@@ -55,6 +55,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("diffusion_sha256", pa.string(), "generation", "sha256 of the diffusion checkpoint", None),
     Column("autoencoder_sha256", pa.string(), "generation", "sha256 of the autoencoder checkpoint", None),
     Column("config_hash", pa.string(), "generation", "run key of the params, seed and checkpoints", None),
+    Column("attempts", pa.int32(), "generation", "draws until the sampling filter accepted the sample; 1: the first", 1),
+    Column("filter_confidence", pa.float64(), "generation", "the filter's probability of the requested class; null: no filter", None),
     Column("refill_round", pa.int32(), "generation", "refill round that made the sample; 0: original", 0),
     Column("replaces", pa.string(), "generation", "key of the flagged sample it replaced; null: original", None),
 )

@@ -101,6 +101,13 @@ class ClassifierLayout(TrainedModelLayout):
 
 
 @dataclass(frozen=True)
+class FilterLayout(TrainedModelLayout):
+    """`train_filter`: the classifier that screens samples in `sample` (a classifier folder, never the evaluator)."""
+
+    DEFAULT: ClassVar[str] = "models/filter"
+
+
+@dataclass(frozen=True)
 class SyntheticLayout:
     """`sample`: a shard-store dataset whose shard names and sample keys start with `PREFIX`
     (`synthgen.shards.keys` builds and parses them), and its dataset card."""
@@ -186,6 +193,6 @@ class ReleasesLayout:
 
 FOLDERS = {  # CLI folder option -> its layout (the option's default is the layout's DEFAULT)
     "prepared": PreparedLayout, "autoencoder": AutoencoderLayout, "latents": LatentsLayout,
-    "diffusion": DiffusionLayout, "synthetic": SyntheticLayout, "classifier": ClassifierLayout,
+    "diffusion": DiffusionLayout, "filter": FilterLayout, "synthetic": SyntheticLayout, "classifier": ClassifierLayout,
     "sweep": SweepLayout, "eval": EvalLayout, "releases": ReleasesLayout,
 }

@@ -31,7 +31,8 @@ from synthgen.releases.publish import annotate_dataset, freeze
 from synthgen.releases.upload import upload_release
 from synthgen.stages import evaluate
 from synthgen.stages.layout import (
-    AutoencoderLayout, ClassifierLayout, DiffusionLayout, PreparedLayout, ReleasesLayout, SweepLayout, SyntheticLayout,
+    AutoencoderLayout, ClassifierLayout, DiffusionLayout, FilterLayout, PreparedLayout, ReleasesLayout, SweepLayout,
+    SyntheticLayout,
 )
 from synthgen.storage import is_url, join, open_store
 from synthgen.training.distributed import cpu_threads
@@ -47,6 +48,7 @@ class Inputs:
     sweep: SweepLayout
     diffusion: DiffusionLayout  # refill samples with the models that made the release
     autoencoder: AutoencoderLayout
+    filter: FilterLayout  # and screens them as the sample stage did
 
 
 @dataclass(frozen=True)

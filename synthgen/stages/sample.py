@@ -2,7 +2,9 @@
 
 A run plans every sample's label and seed, keeps the shards a crashed run finished (verified by
 their receipts), makes the missing ones, and writes metadata.parquet, shards.json, manifest.json and
-the dataset card (`synthgen.card`). How the shards are spread over workers is the caller's (`map_shards`).
+the dataset card (`synthgen.card`). With `sample.filter` on, the filter classifier (stage train_filter)
+screens every draw (`synthgen.generate.filter`) and the manifest's `filter` record gives the acceptance
+rate per class. How the shards are spread over workers is the caller's (`map_shards`).
 """
 from __future__ import annotations
 
@@ -22,13 +24,14 @@ from synthgen.card import card_bytes
 from synthgen.config import params_hash, resolved
 from synthgen.config.params import Params
 from synthgen.config.sample import SampleConfig
+from synthgen.generate.filter import SampleFilter, Tally, check_acceptance
 from synthgen.generate.models import load_models
 from synthgen.generate.plan import SamplingPlan, class_counts_for
-from synthgen.generate.shard_sampler import Provenance, ShardJob
+from synthgen.generate.shard_sampler import Provenance, ShardJob, screen_for
 from synthgen.outputs import claim
 from synthgen.shards import finish_dataset
 from synthgen.shards.progress import resume_state
-from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, SyntheticLayout
+from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, FilterLayout, SyntheticLayout
 from synthgen.storage import is_url
 
 log = logging.getLogger(__name__)
@@ -40,13 +43,17 @@ def build_plan(cfg: SampleConfig, class_names: list[str], seed: int | None = Non
     return SamplingPlan(tuple(counts), cfg.images_per_shard, cfg.seed if seed is None else seed, SyntheticLayout.PREFIX)
 
 
-def run_key(cfg: SampleConfig, seed: int, diffusion_sha256: str, autoencoder_sha256: str) -> str:
+def run_key(cfg: SampleConfig, seed: int, diffusion_sha256: str, autoencoder_sha256: str,
+            filter_sha256: str | None = None) -> str:
     """Identifies what a shard's bytes depend on; a receipt from another run key is not reused.
 
     The fields marked `unkeyed` (batch size, workers, threads, the task runner) are left out: they never change bytes.
+    A filter's weights enter by their sha256 (its params are unkeyed: they change bytes only through the weights).
     """
-    payload = canonical_json({"sample": cfg.key_dump(), "seed": seed, "diffusion": diffusion_sha256,
-                              "autoencoder": autoencoder_sha256})
+    checkpoints = {"diffusion": diffusion_sha256, "autoencoder": autoencoder_sha256}
+    if filter_sha256 is not None:
+        checkpoints["filter"] = filter_sha256
+    payload = canonical_json({"sample": cfg.key_dump(), "seed": seed, **checkpoints})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -57,9 +64,20 @@ def pending_shards(folder: str | Path, plan: SamplingPlan, key: str) -> tuple[li
     return todo, done
 
 
+def filter_record(entries: list[dict[str, Any]], class_names: list[str], screen: SampleFilter | None) -> dict | None:
+    """The manifest's `filter` record: the shards' tallies summed (None without a filter); fails below the floor."""
+    if screen is None:
+        return None
+    tally = sum((Tally.from_json(e["filter"]) for e in entries), Tally.empty(len(class_names)))
+    record = tally.record(class_names, screen)
+    check_acceptance(record)
+    return record
+
+
 def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, Any]], class_names: list[str],
-               config: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """Write metadata.parquet, shards.json, the dataset card and manifest.json (with run facts), the manifest last."""
+               config: dict[str, Any], run: dict[str, Any], screen: SampleFilter | None = None) -> dict[str, Any]:
+    """Write metadata.parquet, shards.json, the dataset card and manifest.json (with run facts and the filter's
+    record), the manifest last."""
     expected = {plan.shard(i).name for i in range(plan.num_shards)}
     got = {e["name"] for e in entries}
     if got != expected:
@@ -67,6 +85,7 @@ def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, A
     per_class = dict(zip(class_names, np.asarray(plan.class_counts).tolist()))
     return finish_dataset(folder, entries, config=config, extra={
         "run": run, "class_names": class_names, "class_counts": per_class, "status": "generated",
+        "filter": filter_record(entries, class_names, screen),
     }, files=lambda manifest: {SyntheticLayout.CARD: card_bytes(folder, manifest)})
 
 
@@ -74,6 +93,7 @@ def finish_run(folder: str | Path, plan: SamplingPlan, entries: list[dict[str, A
 class Inputs:
     diffusion: DiffusionLayout
     autoencoder: AutoencoderLayout
+    filter: FilterLayout  # read only when sample.filter.enabled
 
 
 def one_by_one(job: ShardJob, indices: list[int]) -> Iterable[dict[str, Any]]:
@@ -98,19 +118,22 @@ def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = N
     models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device)
     class_names = models.diffusion.class_names
     plan = build_plan(cfg, class_names, seed)
-    key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
+    filter_dir = inputs.filter.root if cfg.filter.enabled else None
+    screen = screen_for(cfg, filter_dir, models, class_names)
+    filter_sha256 = screen.sha256 if screen is not None else None
+    key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256, filter_sha256)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
+    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out, filter_dir)
     with output_claim(out, key):
         todo, done = pending_shards(out, plan, key)
         log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),
                  len(todo))
-        job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out)
         entries = [*done.values(), *map_shards(job, todo)]
         run_facts = {
             "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
             "host": socket.gethostname(), "task_runner": cfg.task_runner, "resumed_shards": len(done),
-            "diffusion_sha256": provenance.diffusion_sha256, "autoencoder_sha256": provenance.autoencoder_sha256,
-            "config_hash": key, "params_hash": params_hash(params), "out": str(out),
+            "diffusion_sha256": models.diffusion.sha256, "autoencoder_sha256": models.autoencoder.sha256,
+            "filter_sha256": filter_sha256, "config_hash": key, "params_hash": params_hash(params), "out": str(out),
         }
-        manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts)
+        manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts, screen)
         return {"num_samples": manifest["num_samples"], "num_shards": manifest["num_shards"], "out": str(out)}

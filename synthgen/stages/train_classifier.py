@@ -2,7 +2,7 @@
 
 `train_classifier` writes into `out_dir` (named by `ClassifierLayout` and `evaluation.trained`):
   model.safetensors (+ .manifest.json)  weights of the feature classifier (manifest written last)
-  config.json                           evaluate params, class names and image size (see trained.py)
+  config.json                           architecture, evaluate params, class names and image size (trained.py)
   metrics.json                          real val accuracy, overall and per class; the CAS reference accuracy
   metrics.csv                           per-step training metrics (x = step)
   checkpoints/                          training checkpoints; a re-run resumes from the newest
@@ -115,7 +115,8 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
         "cas_reference_accuracy": cas_reference.overall,
         "cas_reference_train_count": len(subset),
     }
-    digest = write_trained(out_dir, model.cpu(), cfg, class_names, train_pixels.shape[1:3], metrics)
+    digest = write_trained(out_dir, model.cpu(), cfg.classifier, cfg.model_dump(mode="json"), class_names,
+                           train_pixels.shape[1:3], metrics)
     log.info("classifier: real val accuracy %.4f, CAS reference %.4f", val.overall, cas_reference.overall)
     return {**metrics, "steps": result.step, "resumed_from": result.resumed_from, "train_seconds": result.seconds,
             "images_per_s": result.images_per_s, "model_sha256": digest, "out_dir": str(out_dir)}
