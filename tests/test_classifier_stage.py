@@ -77,7 +77,7 @@ def test_modified_weights_are_refused(real, tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="does not match its manifest"):
         load_classifier(tmp_path)
-    with pytest.raises(CheckpointError, match="run the train_classifier stage first"):
+    with pytest.raises(CheckpointError, match="run the stage that trains it first"):
         load_classifier(tmp_path / "nothing-here")
 
 
@@ -116,3 +116,37 @@ def test_flips_mirror_some_images_and_leave_the_rest():
     flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, images)]
     kept = [torch.equal(o, i) for o, i in zip(out, images)]
     assert all(f or k for f, k in zip(flipped, kept)) and 10 < sum(flipped) < 54
+
+
+# ---- the sampling filter: the same training, another network ---------------------------------
+
+
+def tiny_params(**filter_overrides):
+    from synthgen.config.params import Params
+
+    evaluate = tiny_config().model_dump(mode="json")
+    filter_section = {"classifier": {"widths": [16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0},
+                      "train": {**FAST_TRAIN, "steps": 20, "checkpoint_every": 10, "seed": 1}, **filter_overrides}
+    return Params.model_validate({"evaluate": evaluate, "sample": {"filter": filter_section}})
+
+
+def test_train_filter_writes_a_classifier_folder_that_is_not_the_evaluator(real, tmp_path):
+    from synthgen.stages.train_filter import train_filter
+
+    params = tiny_params()
+    evaluator = train_classifier(params.evaluate, *real, tmp_path / "classifier")
+    summary = train_filter(params, *real, tmp_path / "filter")
+    screen = load_classifier(tmp_path / "filter")
+    assert screen.sha256 == summary["model_sha256"] != evaluator["model_sha256"]
+    assert screen.trained_with["filter"]["train"]["seed"] == 1 and screen.model.feature_dim == 16
+    assert set(summary["val_accuracy_per_class"]) == set(CLASSES) and summary["val_accuracy"] > 0.5
+
+
+def test_params_refuse_a_filter_that_would_be_a_copy_of_the_evaluator():
+    from pydantic import ValidationError
+
+    judge = tiny_config()
+    with pytest.raises(ValidationError, match="the judge would be the filter"):
+        tiny_params(classifier=judge.classifier.model_dump(), train={**FAST_TRAIN, "seed": judge.classifier_train.seed})
+    tiny_params(classifier=judge.classifier.model_dump(), train={**FAST_TRAIN, "seed": 7})  # another seed will do
+    tiny_params(classifier=judge.classifier.model_dump(), train={**FAST_TRAIN, "seed": 0}, enabled=False)

@@ -39,8 +39,8 @@ def project(tmp_path_factory, prefect_harness):
 
 def test_whole_chain_publishes_a_release_with_report_and_metrics(project):
     folder, result = project
-    assert list(result["stages"]) == ["prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample",
-                                      "train_classifier", "sweep_samplers", "evaluate"]
+    assert list(result["stages"]) == ["prepare", "train_autoencoder", "encode_latents", "train_diffusion",
+                                      "train_filter", "sample", "train_classifier", "sweep_samplers", "evaluate"]
     release = folder / "releases" / result["release"]
     manifest = read_manifest(release)
     assert manifest["status"] == "published" and manifest["num_samples"] == 24
@@ -168,8 +168,8 @@ def test_dvc_repro_runs_the_chain_and_then_has_nothing_to_do(tmp_path):
     repo = make_dvc_repo(tmp_path / "repo", TINY.read_text())
     run(["dvc", "repro"], repo)
     lock = (repo / "dvc.lock").read_text()
-    for stage in ["prepare", "train_autoencoder", "encode_latents", "train_diffusion", "sample", "train_classifier",
-                  "sweep_samplers", "evaluate"]:
+    for stage in ["prepare", "train_autoencoder", "encode_latents", "train_diffusion", "train_filter", "sample",
+                  "train_classifier", "sweep_samplers", "evaluate"]:
         assert f"  {stage}:" in lock
     assert "up to date" in run(["dvc", "status"], repo).stdout
     second = run(["dvc", "repro"], repo)
