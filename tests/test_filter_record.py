@@ -2,7 +2,7 @@
 import pytest
 
 from synthgen.errors import SynthgenError
-from synthgen.evaluation.filter_record import filter_metrics, filter_record
+from synthgen.evaluation.filter_record import filter_metrics, read_filter_record
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -17,12 +17,12 @@ def record(**changes) -> dict:
 
 
 def test_no_record_means_no_filter_and_no_keys():
-    assert filter_record({}) is None and filter_record({"filter": None}) is None
+    assert read_filter_record({}) is None and read_filter_record({"filter": None}) is None
     assert filter_metrics(None, CLASSES) == {}
 
 
 def test_acceptance_and_raw_accuracy_overall_per_class_and_worst():
-    parsed = filter_record({"filter": record()})
+    parsed = read_filter_record({"filter": record()})
     assert parsed.classifier_sha256 == "ab" * 32 and parsed.min_confidence == 0.5 and parsed.max_attempts == 16
     metrics = filter_metrics(parsed, CLASSES)
     assert metrics["filter_acceptance_rate"] == pytest.approx(20 / 30)
@@ -34,7 +34,7 @@ def test_acceptance_and_raw_accuracy_overall_per_class_and_worst():
 
 
 def test_a_class_with_no_attempts_has_no_rate():
-    parsed = filter_record({"filter": record(per_class={"circle": {"attempts": 0, "accepted": 0, "raw_accuracy": 0.0}})})
+    parsed = read_filter_record({"filter": record(per_class={"circle": {"attempts": 0, "accepted": 0, "raw_accuracy": 0.0}})})
     metrics = filter_metrics(parsed, CLASSES)
     assert metrics["filter_acceptance_rate"] is None and metrics["filter_acceptance_rate_worst_class"] is None
     assert metrics["filter_raw_accuracy"] is None
@@ -44,5 +44,5 @@ def test_a_class_with_no_attempts_has_no_rate():
     "min_confidence": "high"}, {"per_class": {}}, "yes"])
 def test_a_malformed_record_is_one_line(broken):
     with pytest.raises(SynthgenError, match=r"manifest's 'filter' record is malformed .*; sample the dataset again") as err:
-        filter_record({"filter": broken})
+        read_filter_record({"filter": broken})
     assert "\n" not in str(err.value)

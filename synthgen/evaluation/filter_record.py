@@ -59,7 +59,7 @@ class FilterRecord:
         return sum(c.raw_accuracy * c.attempts for c in self.per_class.values()) / self.attempts
 
 
-def filter_record(manifest: Mapping[str, Any]) -> FilterRecord | None:
+def read_filter_record(manifest: Mapping[str, Any]) -> FilterRecord | None:
     """The manifest's filter record; None when sampling ran without a filter (or before filters existed)."""
     record = manifest.get(FILTER)
     if record is None:

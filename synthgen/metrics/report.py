@@ -452,8 +452,9 @@ def render_report(
 
     galleries: class name -> uint8 (N, H, W, 3) samples; per_class_accuracy: class name -> share;
     quality_vs_steps: sampler name -> [(steps, metric value), ...]; utility: the augmentation utility
-    curve; filter_classes: the sample filter's figures per class, when a filter selected the samples. The accuracy bars mark the gate's per-class minimum (else its overall minimum); the
-    histograms mark the near-duplicate threshold.
+    curve; filter_classes: the sample filter's figures per class, when a filter selected the samples.
+    The accuracy bars mark the gate's per-class minimum (else its overall minimum); the histograms
+    mark the near-duplicate threshold.
     """
     charts = []
     if per_class_accuracy:

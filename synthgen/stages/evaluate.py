@@ -36,7 +36,7 @@ from synthgen.config.evaluate import EvaluateConfig
 from synthgen.config.training import TrainConfig
 from synthgen.evaluation.checks import check_classifier_fits, check_evaluator_is_not_filter, check_synthetic_fits
 from synthgen.evaluation.features import class_accuracy, embed_pixels, matched_subsets, pixels_nchw, seeded_subset, to_model_range
-from synthgen.evaluation.filter_record import FilterRecord, filter_metrics, filter_record
+from synthgen.evaluation.filter_record import FilterRecord, filter_metrics, read_filter_record
 from synthgen.evaluation.inputs import LabelledImages, RealData, load_prepared, load_synthetic
 from synthgen.evaluation.plots import (
     save_class_grid, write_nn_distances, write_per_class_accuracy, write_quality_vs_steps, write_utility,
@@ -167,7 +167,7 @@ def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, cl
     check_classifier_fits(trained, cfg, real, classifier_dir)
     synthetic = load_synthetic(synthetic_dir, real.class_names)
     check_synthetic_fits(synthetic, real, cfg)
-    record = filter_record(read_manifest(synthetic_dir))
+    record = read_filter_record(read_manifest(synthetic_dir))
     check_evaluator_is_not_filter(trained, record, classifier_dir)
     measured = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, "evaluate/measured_subset"))
     return Loaded(trained, real, synthetic, measured, record)
