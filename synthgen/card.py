@@ -3,8 +3,8 @@
 Its YAML front matter is what Hugging Face `datasets` reads: `configs` points at the shards only, and
 `dataset_info.features` gives the image, the label as a `ClassLabel` with the class names, and the
 metadata row, so `datasets.load_dataset(folder)` loads the folder as it is. The body says how the data
-was made, the gate's verdict and headline metrics (a release), the classes, the files, the Parquet
-schema and how to load it.
+was made, the gate's verdict and headline metrics (a release), the label filter (when one screened the
+samples), the classes, the files, the Parquet schema and how to load it.
 """
 from __future__ import annotations
 
@@ -88,6 +88,33 @@ def verdict_section(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
 """
 
 
+def rate(accepted: int, attempts: int) -> str:
+    return f"{accepted / attempts:.1%}" if attempts else "-"
+
+
+def filter_section(manifest: dict[str, Any]) -> str:
+    """How the labels were screened: the sample filter, its settings and its acceptance per class (empty without one)."""
+    record = manifest.get("filter")
+    if not record:
+        return ""
+    rows = "\n".join(f"| {name} | {c['attempts']} | {c['accepted']} | {rate(c['accepted'], c['attempts'])} |"
+                     for name, c in record["per_class"].items())
+    return f"""
+## Label filter
+
+Every sample was accepted by a filter classifier (weights sha256 `{record['classifier_sha256']}`) that gave its
+requested class a probability of at least {record['min_confidence']}; a rejected image was replaced by a fresh sample
+of the same label, at most {record['max_attempts']} attempts per sample. {record['accepted']} of {record['attempts']}
+attempts were accepted ({rate(record['accepted'], record['attempts'])}): the generator's raw quality as the filter
+sees it. The evaluation's conditional accuracy comes from a different, independent classifier. Each row has
+`attempts` (1: accepted at the first try) and `filter_confidence`; `filter` in `{MANIFEST}`.
+
+| class | attempts | accepted | acceptance rate |
+| --- | --- | --- | --- |
+{rows}
+"""
+
+
 def refill_section(manifest: dict[str, Any]) -> str:
     record = manifest.get("refill")
     if not record:
@@ -120,7 +147,7 @@ guidance scale {sampler.get('guidance_scale')}, run seed {run.get('seed')}.
 - Diffusion checkpoint sha256: `{run.get('diffusion_sha256')}`
 - Autoencoder checkpoint sha256: `{run.get('autoencoder_sha256')}`
 - Params hash: `{run.get('params_hash')}`; the resolved params are under `config` in `{MANIFEST}`.
-{verdict_section(manifest, metrics)}
+{verdict_section(manifest, metrics)}{filter_section(manifest)}
 ## Classes
 
 | label | class | images |

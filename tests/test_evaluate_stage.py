@@ -15,11 +15,13 @@ from synthgen.config.data import DataConfig
 from synthgen.config.evaluate import EvaluateConfig
 from synthgen.data.shapes import CLASS_NAMES, render_shapes
 from synthgen.errors import SynthgenError
+from synthgen.evaluation.trained import load_classifier
 from synthgen.imaging import encode_image
 from synthgen.metrics.inception import InceptionWeightsMissing
+from synthgen.releases.index import key_metrics
 from synthgen.releases.publish import annotate_dataset
 from synthgen.shards import ShardSample, ShardWriter, read_arrays, read_manifest
-from synthgen.stages.evaluate import evaluate
+from synthgen.stages.evaluate import evaluate, load_inputs
 from synthgen.stages.prepare import prepare_dataset
 from synthgen.stages.train_classifier import train_classifier
 
@@ -63,15 +65,28 @@ def fresh_shapes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return pixels[keep][:count], relabel[labels[keep]][:count]
 
 
-def write_synthetic(folder, pixels: np.ndarray, labels: np.ndarray):
-    """A synthetic shard dataset as the sample stage writes one (seed, sampler and steps per row)."""
+def write_synthetic(folder, pixels: np.ndarray, labels: np.ndarray, extra: dict | None = None):
+    """A synthetic shard dataset as the sample stage writes one (seed, sampler and steps per row);
+    `extra`: more manifest keys (the sample filter's record)."""
     writer = ShardWriter(folder, prefix="synthetic", max_count=64)
     for i, (image, label) in enumerate(zip(pixels, labels)):
         writer.write(ShardSample(key=f"synthetic-{i:09d}", image=encode_image(image), label=int(label),
                                  class_name=CLASSES[label], width=SIZE, height=SIZE, format="png",
                                  meta={"seed": i, "sampler": "ddim", "steps": 20}))
-    writer.finish_dataset()
+    writer.finish_dataset(extra=extra)
     return folder
+
+
+def filter_manifest(classifier_sha256: str | None) -> dict:
+    """The manifest key the sample stage writes: its filter's record (null when it ran without a filter)."""
+    if classifier_sha256 is None:
+        return {"filter": None}
+    per_class = {name: {"attempts": 40, "accepted": 36 - 6 * i, "acceptance_rate": (36 - 6 * i) / 40,
+                        "raw_accuracy": 0.95 - 0.1 * i} for i, name in enumerate(CLASSES)}
+    accepted = sum(c["accepted"] for c in per_class.values())
+    return {"filter": {"classifier_sha256": classifier_sha256, "min_confidence": 0.5, "max_attempts": 16,
+                       "min_acceptance": 0.5, "attempts": 160, "accepted": accepted, "acceptance_rate": accepted / 160,
+                       "per_class": per_class}}
 
 
 def run(stage_inputs, synthetic, out, cfg: EvaluateConfig = CFG, **kwargs) -> dict:
@@ -107,6 +122,7 @@ def test_a_faithful_dataset_is_published_with_baselines_beside_metrics(good_run)
     assert sorted(per_class) == sorted(CLASSES) and all(0 <= v <= 1 for v in per_class.values())
     assert metrics["conditional_accuracy_worst_class"] == min(per_class.values())
     assert all(isinstance(v, (int, float, bool)) for v in metrics.values())  # flat, as DVC metrics
+    assert not any(k.startswith("filter_") for k in metrics)  # sampled without a filter: no filter figures
     assert json.loads((root / "eval" / "gate.json").read_text())["status"] == "published"
     assert "status" not in read_manifest(root / "synthetic")  # the stage never edits another stage's output
     annotate_dataset(root / "synthetic", root / "eval")
@@ -157,6 +173,7 @@ def test_plots_grid_and_report_are_written(good_run):
     page = (root / "eval" / "report.html").read_text(encoding="utf-8")
     assert "http" not in page and "Published" in page and page.count("<svg") == 4
     assert "CAS accuracy" in page and "train #" in page and "Augmentation utility" in page
+    assert "Sample filter" not in page and "Filter acceptance" not in page
     assert (root / "eval" / "cas" / "metrics.csv").is_file() and not (root / "eval" / "cas" / "checkpoints").exists()
 
 
@@ -247,3 +264,40 @@ def test_a_dataset_whose_class_names_differ_is_refused(stage_inputs, tmp_path):
     writer.finish_dataset()
     with pytest.raises(SynthgenError, match=r"sample s-0000 has label \d named '\w+', but the real data calls it"):
         run(stage_inputs, tmp_path / "synthetic", tmp_path / "eval")
+
+
+def test_the_evaluator_is_never_the_filter_that_selected_the_samples(stage_inputs, tmp_path):
+    prepared, classifier, _ = stage_inputs
+    evaluator_sha256 = load_classifier(classifier).sha256
+    pixels, labels = fresh_shapes(48, seed=13)
+    self_judged = write_synthetic(tmp_path / "self", pixels, labels, filter_manifest(evaluator_sha256))
+    with pytest.raises(SynthgenError, match=r"the evaluator .* is the filter that selected these samples; train the "
+                                            r"evaluator with another seed or architecture") as err:
+        run(stage_inputs, self_judged, tmp_path / "eval")
+    assert "\n" not in str(err.value) and not (tmp_path / "eval").exists()
+    for name, sha256 in (("other", "0" * 64), ("unfiltered", None)):
+        synthetic = write_synthetic(tmp_path / name, pixels, labels, filter_manifest(sha256))
+        loaded = load_inputs(CFG, prepared, synthetic, classifier, torch.device("cpu"))
+        assert (loaded.filter is None) == (sha256 is None) and len(loaded.synthetic) == 48
+
+
+def test_a_filtered_dataset_reports_the_filter_beside_the_independent_evaluator(stage_inputs, tmp_path):
+    pixels, labels = fresh_shapes(96, seed=14)
+    synthetic = write_synthetic(tmp_path / "synthetic", pixels, labels, filter_manifest("0" * 64))
+    cfg = EvaluateConfig.model_validate({**CONFIG, "num_samples": 96, "utility": {"enabled": False}})
+    metrics = run(stage_inputs, synthetic, tmp_path / "eval", cfg)["metrics"]
+    assert metrics["filter_acceptance_rate"] == pytest.approx((36 + 30 + 24 + 18) / 160)
+    assert metrics["filter_acceptance_rate_per_class"] == pytest.approx(dict(zip(CLASSES, (0.9, 0.75, 0.6, 0.45))))
+    assert metrics["filter_acceptance_rate_worst_class"] == pytest.approx(0.45)
+    assert metrics["filter_raw_accuracy"] == pytest.approx(np.mean([0.95, 0.85, 0.75, 0.65]))  # equal attempts
+    assert metrics["conditional_accuracy"] > 0.9  # the evaluator's figure on the published data, beside them
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["filter_acceptance_rate"] == pytest.approx(0.675)
+    page = (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
+    assert "Sample filter and evaluator per class" in page and "independent classifier" in page
+    evaluator = metrics["conditional_accuracy_per_class"]["blue_triangle"]
+    assert f"<td>blue_triangle</td><td class=\"num\">60.0%</td><td class=\"num\">75.0%</td>" \
+           f"<td class=\"num strong\">{evaluator:.1%}</td>" in page
+    assert "Filter acceptance rate" in page and "sha256 000000000000, min confidence 0.5, at most 16 attempts" in page
+    from flows.artifacts import run_summary_markdown
+    assert "| filter_acceptance_rate | 0.675 |" in run_summary_markdown(tmp_path / "eval", None, {})
+    assert key_metrics(tmp_path / "eval")["filter_acceptance_rate"] == pytest.approx(0.675)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from synthgen.atomic import atomic_write_json
+from synthgen.card import card_bytes
 from synthgen.config import load_params
 from synthgen.releases.publish import publish_dataset
 from synthgen.shards import read_manifest
@@ -124,6 +125,21 @@ def test_release_card_carries_the_gate_verdict_and_headline_metrics(synthetic, r
     assert "| Conditional accuracy | 0.875 |" in card and "| FD ratio | 1.5 |" in card and "| CAS ratio | 0.9 |" in card
     assert "Quality gate" not in (synthetic / "README.md").read_text()
     assert "| `refill_round` | int32 | 0 |" in card  # the schema, documented
+
+
+def test_card_says_which_filter_screened_the_labels_and_how_often_it_accepted(synthetic):
+    assert "Label filter" not in (synthetic / "README.md").read_text()  # sampled without a filter
+    record = {"classifier_sha256": "f1" * 32, "min_confidence": 0.7, "max_attempts": 8, "min_acceptance": 0.5,
+              "attempts": 10, "accepted": 7, "acceptance_rate": 0.7,
+              "per_class": {"red": {"attempts": 4, "accepted": 4, "acceptance_rate": 1.0, "raw_accuracy": 1.0},
+                            "green": {"attempts": 6, "accepted": 3, "acceptance_rate": 0.5, "raw_accuracy": 0.6}}}
+    card = card_bytes(synthetic, {**read_manifest(synthetic), "filter": record}).decode()
+    section = card.split("## Label filter", 1)[1].split("## Classes", 1)[0]
+    assert f"filter classifier (weights sha256 `{'f1' * 32}`)" in section
+    assert "probability of at least 0.7" in section and "at most 8 attempts per sample" in section
+    assert "7 of 10\nattempts were accepted (70.0%)" in section and "independent classifier" in section
+    assert "| red | 4 | 4 | 100.0% |" in section and "| green | 6 | 3 | 50.0% |" in section
+    assert "Label filter" not in card_bytes(synthetic, {**read_manifest(synthetic), "filter": None}).decode()
 
 
 def test_wids_index_lists_the_shards_with_relative_urls(synthetic):

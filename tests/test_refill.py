@@ -55,7 +55,7 @@ def original(models, tmp_path_factory):
 
 
 def write_quality(folder, near_duplicate=(), misclassified=()):
-    """A fake evaluation: quality.parquet flagging the given keys."""
+    """A fake evaluation: quality.parquet flagging the given keys as near-duplicates or as classified otherwise."""
     rows = pq.read_table(folder / "metadata.parquet").to_pylist()
     pq.write_table(pa.table({
         "key": [r["key"] for r in rows],
@@ -207,15 +207,14 @@ def test_an_interrupted_round_resumes_from_its_journal(original, reference, mode
     assert tree_bytes(folder) == tree_bytes(reference)
 
 
-def test_select_flagged_by_criteria(original, tmp_path):
+def test_select_flagged_takes_near_duplicates_and_leaves_labels_to_the_filter(original, tmp_path):
     folder = tmp_path / "ds"
     shutil.copytree(original, folder)
     write_quality(folder, near_duplicate=["synthetic-000000003"], misclassified=["synthetic-000000005"])
     assert select_flagged(folder, ["near_duplicate"]) == ["synthetic-000000003"]
-    assert select_flagged(folder, ["misclassified"]) == ["synthetic-000000005"]
-    assert select_flagged(folder, ["near_duplicate", "misclassified"]) == ["synthetic-000000003", "synthetic-000000005"]
-    with pytest.raises(SynthgenError, match="choose one or more of"):
-        select_flagged(folder, ["blurry"])
+    for unknown in (["blurry"], ["misclassified"]):
+        with pytest.raises(SynthgenError, match=r"choose one or more of \['near_duplicate'\]"):
+            select_flagged(folder, unknown)
     table = pq.read_table(folder / "quality.parquet")
     pq.write_table(table.slice(1), folder / "quality.parquet")
     with pytest.raises(SynthgenError, match="no row for 1 samples .* evaluate the dataset again"):
@@ -238,7 +237,10 @@ def test_refuses_other_params_and_unknown_keys(original, models, tmp_path):
     ("evaluate:\n  refill:\n    criteria: [blurry]\n", "evaluate.refill.criteria.0 = 'blurry': Input should be"),
     ("evaluate:\n  refill:\n    max_rounds: 0\n", "evaluate.refill.max_rounds = 0: Input should be greater than or equal to 1"),
     ("evaluate:\n  refill:\n    criteria: []\n", "evaluate.refill.criteria = []"),
-    ("evaluate:\n  refill:\n    criteria: [misclassified, misclassified]\n", "names a criterion twice"),
+    ("evaluate:\n  refill:\n    criteria: [near_duplicate, near_duplicate]\n", "names a criterion twice"),
+    ("evaluate:\n  refill:\n    criteria: [near_duplicate, misclassified]\n",
+     "misclassified is no longer a refill criterion: the sample filter (sample.filter) now replaces samples of the "
+     "wrong class while sampling"),
 ])
 def test_bad_refill_config_is_one_line(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"

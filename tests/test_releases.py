@@ -130,6 +130,16 @@ def test_an_index_written_before_a_metric_column_existed_reads_it_as_null(tmp_pa
         read_index(tmp_path)
 
 
+def test_the_filter_acceptance_rate_is_an_index_column_null_without_a_filter_and_in_older_indexes(tmp_path):
+    filtered = write_release(tmp_path, "2026-11-21", metrics={"conditional_accuracy": 0.9, "filter_acceptance_rate": 0.75,
+                                                              "filter_acceptance_rate_per_class": {"circle": 0.75}})
+    unfiltered = write_release(tmp_path, "2026-11-22")
+    assert filtered.metrics["filter_acceptance_rate"] == 0.75 and unfiltered.metrics["filter_acceptance_rate"] is None
+    older = pq.read_table(tmp_path / "index.parquet").drop(["filter_acceptance_rate"])
+    pq.write_table(older, tmp_path / "index.parquet")
+    assert [e.metrics["filter_acceptance_rate"] for e in read_index(tmp_path)] == [None, None]
+
+
 def test_rejected_release_records_its_reasons(tmp_path):
     entry = write_release(tmp_path, "2026-11-21", status="rejected")
     assert entry.status == "rejected" and "fd_ratio" in entry.reason

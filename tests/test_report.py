@@ -11,7 +11,7 @@ from synthgen.config.evaluate import GateConfig
 from synthgen.imaging import decode_image
 from synthgen.metrics import evaluate_gate, memorisation
 from synthgen.metrics.report import (
-    MetricRow, NeighbourDistances, nice_ticks, render_report, worst_near_duplicates, write_report,
+    FilterClassRow, MetricRow, NeighbourDistances, nice_ticks, render_report, worst_near_duplicates, write_report,
 )
 
 RNG = np.random.default_rng(0)
@@ -63,7 +63,7 @@ def test_report_shows_verdict_charts_and_escapes_names():
 def test_sections_without_data_are_left_out():
     verdict = evaluate_gate({"conditional_accuracy": 0.9, "fd_ratio": 1.0, "near_duplicate_fraction": 0.0}, GATE)
     page = render_report(title="minimal", verdict=verdict, metrics=[MetricRow("FD", 1.0)])
-    assert "Published" in page and "<svg" not in page and "<img" not in page
+    assert "Published" in page and "<svg" not in page and "<img" not in page and "Sample filter" not in page
 
 
 def test_write_report_writes_the_rendered_page(tmp_path):
@@ -93,3 +93,19 @@ def test_a_failed_class_is_named_and_per_class_checks_fold_into_their_worst_row(
     assert "conditional_accuracy_per_class, worst: red_square" in page and "1 of 4 quality checks failed." in page
     assert "gate minimum 85%" in page  # the bars mark the per-class limit, not the overall one
     assert page.count("<svg") == 2 and "Augmentation utility" in page and "+0.120" in page and "-0.020" in page
+
+
+def test_the_filter_table_puts_its_acceptance_beside_the_independent_evaluator():
+    from synthgen.evaluation.report import filter_rows
+
+    metrics = {"filter_acceptance_rate_per_class": {"circle": 0.8, "<square>": 0.5, "triangle": None},
+               "filter_raw_accuracy_per_class": {"circle": 0.9, "<square>": 0.55, "triangle": None}}
+    per_class = {"circle": {"accuracy": 0.97}, "<square>": {"accuracy": 0.875}, "triangle": {"accuracy": None}}
+    rows = filter_rows(metrics, per_class)
+    assert rows[1] == FilterClassRow("<square>", 0.5, 0.55, 0.875) and filter_rows({}, per_class) == []
+    verdict = evaluate_gate({"conditional_accuracy": 0.9, "fd_ratio": 1.0, "near_duplicate_fraction": 0.0}, GATE)
+    page = render_report(title="t", verdict=verdict, metrics=[], filter_classes=rows)
+    assert "Sample filter and evaluator per class" in page and "independent classifier" in page
+    assert ('<td>&lt;square&gt;</td><td class="num">50.0%</td><td class="num">55.0%</td>'
+            '<td class="num strong">87.5%</td>') in page
+    assert '<td>triangle</td><td class="num">—</td><td class="num">—</td><td class="num strong">—</td>' in page

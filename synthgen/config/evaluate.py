@@ -1,9 +1,9 @@
 """Params for the evaluate stage: the feature classifier, the metrics and the quality gate."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthgen.config.base import Section, Seed
 from synthgen.config.diffusion import SamplerName
@@ -89,15 +89,24 @@ class SweepConfig(Section):
     cpu_threads: int = Field(0, ge=0, le=1024)  # torch intra-op threads; 0 = torch's default (all cores)
 
 
-RefillCriterion = Literal["near_duplicate", "misclassified"]
+RefillCriterion = Literal["near_duplicate"]
 
 
 class RefillConfig(Section):
-    """Releases: replace flagged samples with new ones (fresh seeds, same labels) and evaluate again."""
+    """Releases: replace near-duplicates of training images with new samples (fresh seeds, same labels) and evaluate
+    again; samples of the wrong class are the sample filter's to replace (sample.filter)."""
 
     enabled: bool = False  # after evaluating a release, regenerate its flagged samples until none are flagged or max_rounds
-    criteria: tuple[RefillCriterion, ...] = Field(("near_duplicate",), min_length=1)  # what flags a sample: near_duplicate (of a training image), misclassified (predicted label != requested)
+    criteria: tuple[RefillCriterion, ...] = Field(("near_duplicate",), min_length=1)  # what flags a sample: near_duplicate (of a training image); labels are screened by sample.filter
     max_rounds: int = Field(3, ge=1, le=100)  # refill-then-evaluate rounds at most; samples still flagged after the last stay
+
+    @field_validator("criteria", mode="before")
+    @classmethod
+    def _misclassified_is_the_filters(cls, criteria: Any) -> Any:
+        if isinstance(criteria, (list, tuple)) and "misclassified" in criteria:
+            raise ValueError("misclassified is no longer a refill criterion: the sample filter (sample.filter) now "
+                             "replaces samples of the wrong class while sampling; remove it")
+        return criteria
 
     @model_validator(mode="after")
     def _criteria_once(self) -> "RefillConfig":

@@ -1,4 +1,5 @@
-"""Refusals before the evaluate stage does any work: a classifier, real data and a synthetic set that do not fit."""
+"""Refusals before the evaluate stage does any work: a classifier, real data and a synthetic set that do not fit,
+and an evaluator that is the filter which selected the samples."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,7 @@ from typing import Any
 
 from synthgen.config.evaluate import EvaluateConfig
 from synthgen.errors import SynthgenError
+from synthgen.evaluation.filter_record import FilterRecord
 from synthgen.evaluation.inputs import LabelledImages, RealData
 from synthgen.evaluation.trained import TrainedClassifier
 
@@ -46,3 +48,10 @@ def check_synthetic_fits(synthetic: LabelledImages, real: RealData, cfg: Evaluat
     if min(len(synthetic), cfg.cas.samples) < cfg.cas.train.batch_size:
         raise SynthgenError(f"evaluate.cas.train.batch_size={cfg.cas.train.batch_size} is larger than the "
                             f"{min(len(synthetic), cfg.cas.samples)} synthetic images CAS trains on; lower it")
+
+
+def check_evaluator_is_not_filter(trained: TrainedClassifier, record: FilterRecord | None, classifier_dir: Path) -> None:
+    """The evaluator must not be the classifier that selected the samples it judges (the manifest's filter)."""
+    if record is not None and record.classifier_sha256 == trained.sha256:
+        raise SynthgenError(f"the evaluator {classifier_dir} (weights sha256 {trained.sha256[:12]}) is the filter that "
+                            "selected these samples; train the evaluator with another seed or architecture")

@@ -8,14 +8,23 @@ import numpy as np
 
 from synthgen.metrics.gate import GateVerdict
 from synthgen.metrics.memorisation import Memorisation
-from synthgen.metrics.report import MetricRow, NeighbourDistances, worst_near_duplicates, write_report
-from synthgen.metrics.specs import SPACE_LABELS, report_metrics
+from synthgen.metrics.report import FilterClassRow, MetricRow, NeighbourDistances, worst_near_duplicates, write_report
+from synthgen.metrics.specs import FILTER_CLASS_ACCEPTANCE, FILTER_CLASS_RAW_ACCURACY, SPACE_LABELS, report_metrics
 from synthgen.metrics.utility import UtilityPoint
+
 
 def metric_rows(m: Mapping[str, Any], space: str) -> list[MetricRow]:
     """The metrics table, from the metric specs: each row with its real-versus-real baseline where it has one."""
     return [MetricRow(spec.label, m[spec.key], m.get(spec.baseline_key), spec.lower_is_better, note)
             for spec, note in report_metrics(m, space)]
+
+
+def filter_rows(m: Mapping[str, Any], per_class: Mapping[str, Mapping[str, Any]]) -> list[FilterClassRow]:
+    """One row per class: the filter's acceptance rate and raw accuracy, the evaluator's accuracy (none without a filter)."""
+    acceptance, raw = m.get(FILTER_CLASS_ACCEPTANCE.key), m.get(FILTER_CLASS_RAW_ACCURACY.key) or {}
+    if acceptance is None:
+        return []
+    return [FilterClassRow(name, acceptance.get(name), raw.get(name), c["accuracy"]) for name, c in per_class.items()]
 
 
 def galleries(pixels: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int) -> dict[str, np.ndarray]:
@@ -45,5 +54,6 @@ def write_evaluation_report(path: str | Path, *, verdict: GateVerdict, metrics: 
         quality_vs_steps=quality_vs_steps,
         quality_label="conditional accuracy",
         utility=utility,
+        filter_classes=filter_rows(metrics, per_class),
         distance_space=SPACE_LABELS[space],
     )

@@ -45,7 +45,7 @@ from synthgen.stages.sample import run_key
 
 log = logging.getLogger(__name__)
 
-CRITERIA = ("near_duplicate", "misclassified")
+CRITERIA = ("near_duplicate",)  # label faithfulness is the sample filter's (sample.filter), not refill's
 ROUND_COLUMN, REPLACES_COLUMN = "refill_round", "replaces"
 DATASET_FIELDS = ("format", "num_samples", "num_shards", "shards", "metadata", "config")  # finish_dataset writes them
 
@@ -54,7 +54,7 @@ DATASET_FIELDS = ("format", "num_samples", "num_shards", "shards", "metadata", "
 
 
 def select_flagged(dataset_dir: str | Path, criteria: Sequence[str], evaluation_dir: str | Path | None = None) -> list[str]:
-    """Keys (sorted) that quality.parquet flags: near_duplicate is true, or predicted_label != label (misclassified)."""
+    """Keys (sorted) that quality.parquet flags by `criteria`: near_duplicate (of a training image) is true."""
     import polars as pl
 
     unknown = sorted(set(criteria) - set(CRITERIA))
@@ -65,13 +65,13 @@ def select_flagged(dataset_dir: str | Path, criteria: Sequence[str], evaluation_
         raise SynthgenError(f"{path} is missing: evaluate {dataset_dir} before refilling it")
     read_manifest(dataset_dir)
     samples = pl.read_parquet(Path(dataset_dir) / METADATA, columns=["key", "label"])
-    quality = pl.read_parquet(path, columns=["key", "predicted_label", "near_duplicate"])
+    quality = pl.read_parquet(path, columns=["key", "near_duplicate"])
     rows = samples.join(quality, on="key", how="left")
-    missing = rows.filter(pl.col("predicted_label").is_null())["key"]
+    missing = rows.filter(pl.col("near_duplicate").is_null())["key"]
     if len(missing):
         raise SynthgenError(f"{path} has no row for {len(missing)} samples of {dataset_dir} (e.g. {missing[0]}); "
                             "it is stale: evaluate the dataset again")
-    flags = {"near_duplicate": pl.col("near_duplicate"), "misclassified": pl.col("predicted_label") != pl.col("label")}
+    flags = {"near_duplicate": pl.col("near_duplicate")}
     return sorted(rows.filter(pl.any_horizontal([flags[c] for c in criteria]))["key"].to_list())
 
 

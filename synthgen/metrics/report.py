@@ -36,6 +36,14 @@ class MetricRow:
 
 
 @dataclass(frozen=True)
+class FilterClassRow:
+    name: str  # the requested class
+    acceptance_rate: float | None  # share of the class's attempts the sample filter accepted
+    raw_accuracy: float | None  # share of its attempts the filter assigned to the class, before the threshold
+    evaluator_accuracy: float | None  # the independent evaluator's accuracy on the published samples of the class
+
+
+@dataclass(frozen=True)
 class NearDuplicatePair:
     generated: np.ndarray  # (H, W, 3) uint8
     train: np.ndarray  # (H, W, 3) uint8, the generated image's nearest training image
@@ -315,6 +323,24 @@ def metrics_section(rows: Sequence[MetricRow]) -> str:
                 f'<tbody>{body}</tbody></table>', wide=True)
 
 
+def share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def filter_section(rows: Sequence[FilterClassRow]) -> str:
+    """Per requested class: the filter's acceptance rate and raw accuracy beside the evaluator's accuracy."""
+    body = "".join(f'<tr><td>{escape(r.name)}</td><td class="num">{share(r.acceptance_rate)}</td>'
+                   f'<td class="num">{share(r.raw_accuracy)}</td><td class="num strong">{share(r.evaluator_accuracy)}</td></tr>'
+                   for r in rows)
+    return card("Sample filter and evaluator per class",
+                '<p class="muted">Filter acceptance is the generator\'s raw quality, the share of its attempts the '
+                "sample filter accepted; the evaluator is an independent classifier that scores the published "
+                "samples.</p>"
+                '<table><thead><tr><th>Requested class</th><th class="num">Filter acceptance</th>'
+                '<th class="num">Filter raw accuracy</th><th class="num">Evaluator accuracy</th></tr></thead>'
+                f"<tbody>{body}</tbody></table>")
+
+
 def gallery_section(galleries: Mapping[str, np.ndarray], accuracy: Mapping[str, float | None]) -> str:
     cards = []
     for name, pixels in galleries.items():
@@ -420,13 +446,15 @@ def render_report(
     quality_label: str = "FD",
     distance_space: str = "classifier features",
     utility: Sequence[UtilityPoint] = (),
+    filter_classes: Sequence[FilterClassRow] = (),
 ) -> str:
     """The whole report as one HTML string; sections whose data is not given are left out.
 
     galleries: class name -> uint8 (N, H, W, 3) samples; per_class_accuracy: class name -> share;
     quality_vs_steps: sampler name -> [(steps, metric value), ...]; utility: the augmentation utility
-    curve. The accuracy bars mark the gate's per-class minimum (else its overall minimum); the
-    histograms mark the near-duplicate threshold.
+    curve; filter_classes: the sample filter's figures per class, when a filter selected the samples.
+    The accuracy bars mark the gate's per-class minimum (else its overall minimum); the histograms
+    mark the near-duplicate threshold.
     """
     charts = []
     if per_class_accuracy:
@@ -441,7 +469,7 @@ def render_report(
         charts.append(card(f"{quality_label} against sampling steps", line_chart(quality_vs_steps, "sampling steps", quality_label)))
     if utility:
         charts.append(utility_section(utility))
-    sections = [metrics_section(metrics), *charts]
+    sections = [metrics_section(metrics), *([filter_section(filter_classes)] if filter_classes else []), *charts]
     if galleries:
         sections.append(gallery_section(galleries, per_class_accuracy or {}))
     if near_duplicates:

@@ -70,10 +70,34 @@ WORST_CLASS_ACCURACY = MetricSpec(
     "conditional_accuracy_worst_class", "Worst class accuracy", "conditional accuracy of the least faithful class",
     False, report=True, index=True, artifact=True)
 
+# The sample filter's figures, from the synthetic manifest's "filter" record (absent without a filter).
+# They measure the generator as the filter saw it; conditional accuracy is the independent evaluator's.
+FILTER_ACCEPTANCE = MetricSpec(
+    "filter_acceptance_rate", "Filter acceptance rate",
+    "share of the generator's attempts the sample filter accepted: its raw quality as the filter sees it", False,
+    report=True, index=True, artifact=True)
+FILTER_CLASS_ACCEPTANCE = MetricSpec(
+    "filter_acceptance_rate_per_class", "Filter acceptance rate per class", "acceptance rate of each requested class",
+    False, per_class=True)
+FILTER_WORST_CLASS_ACCEPTANCE = MetricSpec(
+    "filter_acceptance_rate_worst_class", "Worst class filter acceptance", "acceptance rate of the class the filter "
+    "rejected most", False, report=True, artifact=True)
+FILTER_RAW_ACCURACY = MetricSpec(
+    "filter_raw_accuracy", "Filter raw accuracy",
+    "share of attempts the filter assigned to the requested class, before its confidence threshold", False, report=True)
+FILTER_CLASS_RAW_ACCURACY = MetricSpec(
+    "filter_raw_accuracy_per_class", "Filter raw accuracy per class", "raw accuracy of each requested class", False,
+    per_class=True)
+
 METRICS: tuple[MetricSpec, ...] = (
     CONDITIONAL_ACCURACY,
     CLASS_ACCURACY,
     WORST_CLASS_ACCURACY,
+    FILTER_ACCEPTANCE,
+    FILTER_CLASS_ACCEPTANCE,
+    FILTER_WORST_CLASS_ACCEPTANCE,
+    FILTER_RAW_ACCURACY,
+    FILTER_CLASS_RAW_ACCURACY,
     MetricSpec("fd_ratio", "FD ratio", "FD(generated, train) / FD(real val, train)", True,
                threshold="max_fd_ratio", index=True, artifact=True, inspect=True),
     MetricSpec("near_duplicate_fraction", "Near-duplicate share",

@@ -2,7 +2,8 @@
 
 `evaluate` writes into `out_dir` (named by `EvalLayout`):
   metrics.json                  every metric beside its real-versus-real baseline (DVC metrics); flat but
-                                for per-class metrics, each a {class name: value} mapping
+                                for per-class metrics, each a {class name: value} mapping; with the sample
+                                filter's acceptance rates when the synthetic manifest has a filter record
   gate.json                     the verdict: status, reasons and every check
   plots/per_class_accuracy.csv  conditional accuracy per class beside the classifier's real val accuracy
   plots/utility.csv             real val accuracy against n real training images, without and with the
@@ -33,8 +34,9 @@ import torch
 from synthgen.atomic import atomic_write_json
 from synthgen.config.evaluate import EvaluateConfig
 from synthgen.config.training import TrainConfig
-from synthgen.evaluation.checks import check_classifier_fits, check_synthetic_fits
+from synthgen.evaluation.checks import check_classifier_fits, check_evaluator_is_not_filter, check_synthetic_fits
 from synthgen.evaluation.features import class_accuracy, embed_pixels, matched_subsets, pixels_nchw, seeded_subset, to_model_range
+from synthgen.evaluation.filter_record import FilterRecord, filter_metrics, read_filter_record
 from synthgen.evaluation.inputs import LabelledImages, RealData, load_prepared, load_synthetic
 from synthgen.evaluation.plots import (
     save_class_grid, write_nn_distances, write_per_class_accuracy, write_quality_vs_steps, write_utility,
@@ -53,6 +55,7 @@ from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisa
 from synthgen.metrics.utility import UtilityPoint, measure_utility, utility_metrics
 from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
+from synthgen.shards import read_manifest
 from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout
 from synthgen.stages.train_classifier import fit_classifier
 from synthgen.training.distributed import cpu_threads, resolve_device
@@ -142,6 +145,7 @@ class Loaded:
     real: RealData
     synthetic: LabelledImages  # every sample of the synthetic dataset
     measured: np.ndarray  # indices of the fixed-size, seeded sample the metrics use
+    filter: FilterRecord | None  # how the sample stage's filter selected the samples; None without one
 
 
 @dataclass(frozen=True)
@@ -156,14 +160,17 @@ class Scores:
 
 def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path,
                 device: torch.device) -> Loaded:
-    """Classifier, real splits and synthetic set, checked against each other and against the params."""
+    """Classifier, real splits and synthetic set, checked against each other and against the params;
+    the classifier must not be the filter that selected the synthetic samples."""
     trained = load_classifier(classifier_dir, device)
     real = load_prepared(prepared_dir)
     check_classifier_fits(trained, cfg, real, classifier_dir)
     synthetic = load_synthetic(synthetic_dir, real.class_names)
     check_synthetic_fits(synthetic, real, cfg)
+    record = read_filter_record(read_manifest(synthetic_dir))
+    check_evaluator_is_not_filter(trained, record, classifier_dir)
     measured = seeded_subset(len(synthetic), cfg.num_samples, derive_seed(cfg.seed, "evaluate/measured_subset"))
-    return Loaded(trained, real, synthetic, measured)
+    return Loaded(trained, real, synthetic, measured, record)
 
 
 def equal_sized_sets(cfg: EvaluateConfig, num_measured: int, num_val: int) -> tuple[list[np.ndarray], torch.Tensor]:
@@ -192,13 +199,15 @@ def score(cfg: EvaluateConfig, inputs: Loaded, inception: torch.nn.Module | None
     emb = {name: embed_pixels(inputs.trained.model, images.pixels, cfg.batch_size)
            for name, images in (("train", real.train), ("val", real.val), ("generated", synthetic))}
     feats = {name: e.features for name, e in emb.items()}
-    # 2) class faithfulness, fidelity and diversity, each beside its real val baseline
+    # 2) class faithfulness (beside the filter's acceptance, when one selected the samples), fidelity and
+    #    diversity, each beside its real val baseline
     conditional, per_class = conditional_with_baseline(emb["generated"].predicted[torch.as_tensor(measured)],
                                                        synthetic.labels[measured], emb["val"].predicted,
                                                        real.val.labels, real.class_names)
     metrics: dict[str, Any] = {"num_generated": len(synthetic), "num_measured": len(measured),
                                "num_train": len(real.train), "num_val": len(real.val),
-                               **conditional, **distribution_scores(cfg, feats, measured)}
+                               **conditional, **filter_metrics(inputs.filter, real.class_names),
+                               **distribution_scores(cfg, feats, measured)}
     # 3) memorisation in both spaces; the gate reads the configured one
     memos = memorisation_by_space(cfg, feats, real, synthetic.pixels)
     for space, memo in memos.items():
@@ -240,6 +249,9 @@ def write_outputs(cfg: EvaluateConfig, inputs: Loaded, scores: Scores, verdict: 
                "real": f"{len(real.train)} train, {len(real.val)} val",
                "classifier": f"{trained.metrics['val_accuracy']:.1%} real val accuracy, sha256 {trained.sha256[:12]}",
                "seed": cfg.seed}
+    if inputs.filter is not None:
+        details["sample filter"] = (f"sha256 {inputs.filter.classifier_sha256[:12]}, min confidence "
+                                    f"{inputs.filter.min_confidence:g}, at most {inputs.filter.max_attempts} attempts")
     write_evaluation_report(layout.report, verdict=verdict, metrics=scores.metrics, per_class=scores.per_class,
                             memo=gate_memo, space=cfg.memorisation_space, generated=synthetic.pixels,
                             requested=synthetic.labels, train=real.train.pixels, class_names=real.class_names,

@@ -2,9 +2,11 @@
 
 Each release is a folder `releases/<release-id>/` holding the dataset and its evaluation (an
 `EvalLayout`). A crashed run resumes its own release; a lock stops two runs working on the same
-one. With `evaluate.refill.enabled`, the samples that evaluation flags are replaced (new seeds,
-same labels) and the release is evaluated again, for up to `max_rounds` rounds. A rejection is a
-verdict, not an error: the caller decides what a rejected release means for its run.
+one. With `evaluate.refill.enabled`, the samples that evaluation flags as near-duplicates of training
+images are replaced (new seeds, same labels) and the release is evaluated again, for up to
+`max_rounds` rounds; samples of the wrong class are the sample filter's to replace (`sample.filter`),
+while sampling. A rejection is a verdict, not an error: the caller decides what a rejected release
+means for its run.
 
 A releases root on an object store (`s3://bucket/releases`) is served from a local working root
 named after its URL (`working_root`): the release is made there, as above, then uploaded in
