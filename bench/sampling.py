@@ -208,11 +208,12 @@ def timed_pixels(models: GenerationModels, cfg: SampleConfig, labels: np.ndarray
 
 def shard_samples(shard: ShardPlan, images: list[bytes], cfg: SampleConfig, class_names: list[str],
                   provenance: Provenance, size: int, prefix: str) -> list[ShardSample]:
-    """The samples generate_shard writes for `shard`, given its encoded images."""
+    """The samples generate_shard writes for `shard` without a filter, given its encoded images."""
     return [ShardSample(key=sample_key(prefix, int(index)), image=image, label=int(label),
                         class_name=class_names[int(label)], width=size, height=size, format=cfg.image_format,
-                        meta=provenance.row(cfg, seed))
-            for index, label, seed, image in zip(shard.sample_indices, shard.labels, shard.seeds, images)]
+                        meta={**provenance.row(cfg, seed, position), "attempts": 1, "filter_confidence": None})
+            for position, (index, label, seed, image) in enumerate(zip(shard.sample_indices, shard.labels,
+                                                                       shard.seeds, images))]
 
 
 def breakdown(models: GenerationModels, cfg: SampleConfig, class_names: list[str], folder: Path):

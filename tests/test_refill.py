@@ -28,7 +28,7 @@ from tests.tiny_models import CLASS_NAMES, write_tiny_models
 
 SEED = 7
 CFG = SampleConfig.model_validate(dict(num_images=12, images_per_shard=5, batch_size=4, device="cpu", encode_workers=0,
-                                       sampler={"name": "ddim", "steps": 3, "eta": 0.5}))
+                                       sampler={"name": "ddim", "steps": 3, "eta": 0.5}, filter={"enabled": False}))
 FLAGGED = ["synthetic-000000001", "synthetic-000000010", "synthetic-000000011"]  # the last shard holds only 10 and 11
 
 
@@ -317,3 +317,30 @@ def test_a_refilled_release_is_not_sampled_again(monkeypatch, tmp_path, progress
     assert release.needs_sampling(params, tmp_path) == sampled
     release.evaluate_and_refill(params, None, tmp_path, SEED)
     assert calls["refill"] == resumed
+
+
+def test_refill_screens_its_replacements_with_the_sample_filter(models, filter_dir, tmp_path):
+    import numpy as np
+    import polars as pl
+
+    from synthgen.generate.shard_sampler import screen_for
+    from synthgen.shards import read_arrays
+
+    cfg = CFG.model_copy(update={"filter": CFG.filter.model_copy(update={"enabled": True, "min_acceptance": 0.1})})
+    screen = screen_for(cfg, filter_dir, models, CLASS_NAMES)
+    folder, plan = tmp_path / "ds", build_plan(cfg, CLASS_NAMES, SEED)
+    key = refill_module.key_of(cfg, SEED, models, screen)
+    provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
+    entries = [generate_shard(models, plan.shard(i), cfg, CLASS_NAMES, provenance, folder, screen=screen)
+               for i in range(plan.num_shards)]
+    finish_run(folder, plan, entries, CLASS_NAMES, {"sample": cfg.model_dump(mode="json")}, {"seed": SEED}, screen)
+    write_quality(folder, near_duplicate=FLAGGED)
+    refill_dataset(folder, select_flagged(folder, ("near_duplicate",)), models, cfg, SEED, 1, ("near_duplicate",),
+                   screen)
+    rows = pl.read_parquet(folder / "metadata.parquet").filter(pl.col("refill_round") == 1).sort("key")
+    assert sorted(rows["replaces"]) == FLAGGED and rows["filter_confidence"].null_count() == 0
+    pixels, _, keys = read_arrays(folder)
+    by_key = dict(zip(keys, pixels))
+    verdicts = screen.judge(np.stack([by_key[k] for k in rows["key"]]), rows["label"].to_numpy())
+    assert verdicts.accepted.all() and np.allclose(verdicts.confidence, rows["filter_confidence"].to_numpy())
+    assert verify_dataset(folder) == []

@@ -21,7 +21,8 @@ SAMPLER = {"name": "ddim", "steps": 4, "eta": 0.5, "guidance_scale": 2.0}  # eta
 
 
 def config(**overrides) -> SampleConfig:
-    base = dict(num_images=12, images_per_shard=5, batch_size=4, sampler=SAMPLER, device="cpu", encode_workers=2)
+    base = dict(num_images=12, images_per_shard=5, batch_size=4, sampler=SAMPLER, device="cpu", encode_workers=2,
+                filter={"min_confidence": 0.5, "max_attempts": 16, "min_acceptance": 0.2})
     return SampleConfig.model_validate({**base, **overrides})
 
 

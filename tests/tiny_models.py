@@ -35,8 +35,8 @@ def write_tiny_filter(folder: Path, calibration_pixels, seed: int = 0) -> str:
     """An untrained 3-class classifier folder (as stage train_filter writes one) for the tiny models' images.
 
     Its head is centred and scaled on `calibration_pixels` (uint8 (N, 16, 16, 3) draws of the tiny
-    models), so its verdicts vary from draw to draw: arbitrary but fixed, each class accepted about
-    as often as chance, and some samples redrawn several times.
+    models), so its verdicts vary from draw to draw: arbitrary but fixed, each class's draws accepted
+    a fifth to a half of the time at min_confidence 0.5, and some samples redrawn several times.
     """
     from synthgen.config.evaluate import ClassifierConfig
     from synthgen.evaluation.features import pixels_nchw, to_model_range

@@ -34,6 +34,7 @@ from synthgen.config.sample import SampleConfig
 from synthgen.errors import SynthgenError
 from synthgen.generate.models import GenerationModels
 from synthgen.generate.plan import ShardPlan
+from synthgen.generate.filter import SampleFilter
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
@@ -123,9 +124,14 @@ def global_index(key: str) -> int:
         raise SynthgenError(f"{e}: only sample-stage datasets can be refilled") from None
 
 
-def check_made_by(rows: dict[str, list], models: GenerationModels, cfg: SampleConfig, seed: int) -> str:
-    """The run key of (cfg, seed, models); it must be the one every sample of the dataset was made with."""
-    key = run_key(cfg, seed, models.diffusion.sha256, models.autoencoder.sha256)
+def key_of(cfg: SampleConfig, seed: int, models: GenerationModels, screen: SampleFilter | None) -> str:
+    """The sample stage's run key of (cfg, seed, models, filter)."""
+    return run_key(cfg, seed, models.diffusion.sha256, models.autoencoder.sha256,
+                   screen.sha256 if screen is not None else None)
+
+
+def check_made_by(rows: dict[str, list], key: str, seed: int) -> str:
+    """`key` (the run key of the refill's params, seed and models) must be the one every sample was made with."""
     made_with = sorted(set(rows.get("config_hash") or [None]))
     if made_with != [key]:
         raise SynthgenError(
@@ -175,10 +181,10 @@ class RefillProvenance(Provenance):
     """Provenance of replacements: the sample stage's columns plus the round and the key each replaces."""
 
     round: int = 0
-    replaces: tuple[tuple[int, str], ...] = ()  # (seed, replaced key)
+    replaces: tuple[str, ...] = ()  # the key each replacement replaces, in staging-shard order
 
-    def row(self, cfg: SampleConfig, seed: int) -> dict[str, Any]:
-        return {**super().row(cfg, seed), ROUND_COLUMN: self.round, REPLACES_COLUMN: dict(self.replaces)[seed]}
+    def row(self, cfg: SampleConfig, seed: int, position: int) -> dict[str, Any]:
+        return {**super().row(cfg, seed, position), ROUND_COLUMN: self.round, REPLACES_COLUMN: self.replaces[position]}
 
 
 def shard_index(tar_path: Path) -> Path:
@@ -203,8 +209,9 @@ def shard_samples(tar_path: Path) -> dict[str, ShardSample]:
 
 
 def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg: SampleConfig,
-                  class_names: list[str]) -> Path:
-    """Generate the round's replacements with the sample stage's code into `__refill__/round-NNN.tar` (once)."""
+                  class_names: list[str], screen: SampleFilter | None) -> Path:
+    """Generate the round's replacements with the sample stage's code, screened by the sample stage's filter,
+    into `__refill__/round-NNN.tar` (once)."""
     path = folder / REFILL / f"{round_stem(plan.round)}.tar"
     wanted = [r.key for r in plan.replacements]
     if path.is_file() and shard_index(path).is_file():
@@ -214,8 +221,8 @@ def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg:
     shard = ShardPlan(plan.round, path.name, np.array([r.index for r in reps]), np.array([r.label for r in reps]),
                       tuple(r.seed for r in reps))
     provenance = RefillProvenance(models.diffusion.sha256, models.autoencoder.sha256, plan.config_hash, plan.round,
-                                  tuple((r.seed, r.replaces) for r in reps))
-    generate_shard(models, shard, cfg, class_names, provenance, path.parent)
+                                  tuple(r.replaces for r in reps))
+    generate_shard(models, shard, cfg, class_names, provenance, path.parent, screen=screen)
     return path
 
 
@@ -291,8 +298,10 @@ def refill_progress(dataset_dir: str | Path) -> RefillProgress:
 
 
 def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, models: GenerationModels,
-                   sample_cfg: SampleConfig, seed: int, round: int, criteria: Sequence[str] = ()) -> dict[str, Any]:
-    """Replace `flagged_keys` of the dataset (made with `sample_cfg` and run seed `seed`) in refill round `round`.
+                   sample_cfg: SampleConfig, seed: int, round: int, criteria: Sequence[str] = (),
+                   screen: SampleFilter | None = None) -> dict[str, Any]:
+    """Replace `flagged_keys` of the dataset (made with `sample_cfg` and run seed `seed`) in refill round `round`,
+    each replacement screened by `screen` (the sample stage's filter; None: unscreened).
 
     Idempotent: a round the manifest records is not made again; a round a crash interrupted is
     finished from its journal (then `flagged_keys` may be None). Returns what the round did.
@@ -311,13 +320,14 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
         raise SynthgenError(f"refill round {round} of {folder} needs round {round - 1} first ({done} done)")
     for sub in (folder, folder / INDEX_DIR, folder / REFILL, folder / REFILL / INDEX_DIR):
         remove_leftovers(sub)
-    plan, resumed = resume_or_plan(folder, manifest, flagged_keys, models, sample_cfg, seed, round, criteria)
+    key = key_of(sample_cfg, seed, models, screen)
+    plan, resumed = resume_or_plan(folder, manifest, flagged_keys, key, seed, round, criteria)
     if plan is None:
         return {"round": round, "replaced": 0, "num_samples": manifest["num_samples"], "rounds": done, "resumed": False}
     EvalLayout(folder).quality.unlink(missing_ok=True)  # it describes samples that are going
     staged = {}
     if plan.replacements:
-        staged = shard_samples(staging_shard(folder, plan, models, sample_cfg, manifest["class_names"]))
+        staged = shard_samples(staging_shard(folder, plan, models, sample_cfg, manifest["class_names"], screen))
     committed = commit(folder, manifest, plan, rewrite_shards(folder, plan, staged))
     tidy(folder)
     log.info("refill round %d of %s: replaced %d samples", round, folder, len(plan.flagged))
@@ -325,9 +335,8 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
             "resumed": resumed, "flagged": list(plan.flagged), "replacements": [r.key for r in plan.replacements]}
 
 
-def resume_or_plan(folder: Path, manifest: dict[str, Any], flagged_keys: Sequence[str] | None,
-                   models: GenerationModels, cfg: SampleConfig, seed: int, round: int,
-                   criteria: Sequence[str]) -> tuple[RefillPlan | None, bool]:
+def resume_or_plan(folder: Path, manifest: dict[str, Any], flagged_keys: Sequence[str] | None, key: str, seed: int,
+                   round: int, criteria: Sequence[str]) -> tuple[RefillPlan | None, bool]:
     """The interrupted round's journalled plan (resumed: True), else a new journalled one (None: nothing flagged)."""
     plan = pending_plan(folder)
     if plan is not None:
@@ -335,7 +344,7 @@ def resume_or_plan(folder: Path, manifest: dict[str, Any], flagged_keys: Sequenc
             raise SynthgenError(f"{folder} has an interrupted refill round {plan.round}; finish it before round {round}")
         if flagged_keys is not None and set(flagged_keys) != set(plan.flagged):
             log.warning("refill round %d of %s resumes its journal, which names other flagged keys", round, folder)
-        if run_key(cfg, seed, models.diffusion.sha256, models.autoencoder.sha256) != plan.config_hash:
+        if key != plan.config_hash:
             raise SynthgenError(f"the interrupted refill round {round} of {folder} was planned with other sample "
                                 "params, seed or checkpoints; resume it with those")
         return plan, True
@@ -344,7 +353,7 @@ def resume_or_plan(folder: Path, manifest: dict[str, Any], flagged_keys: Sequenc
     if not flagged_keys:
         return None, False
     rows = committed_rows(folder, manifest)
-    config_hash = check_made_by(rows, models, cfg, seed)
+    config_hash = check_made_by(rows, key, seed)
     plan = make_plan(folder, manifest, flagged_keys, round, seed, criteria, rows, config_hash)
     clear_staging(folder)
     atomic_write_json(plan_path(folder, round), plan.to_json())

@@ -45,7 +45,8 @@ class Provenance:
     autoencoder_sha256: str
     config_hash: str
 
-    def row(self, cfg: SampleConfig, seed: int) -> dict[str, Any]:
+    def row(self, cfg: SampleConfig, seed: int, position: int) -> dict[str, Any]:
+        """The generation columns of the shard's `position`-th sample, drawn from `seed`."""
         s = cfg.sampler
         return {
             "seed": seed,
@@ -143,7 +144,7 @@ def generate_shard(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig
             samples.append(ShardSample(
                 key=key, image=image if isinstance(image, bytes) else image.result(), label=int(label),
                 class_name=class_names[int(label)], width=size, height=size, format=cfg.image_format,
-                meta={**provenance.row(cfg, draw.seed), "attempts": draw.attempts,
+                meta={**provenance.row(cfg, draw.seed, row), "attempts": draw.attempts,
                       "filter_confidence": draw.confidence},
             ))
         entry = write_shard(join(folder, shard.name), samples)

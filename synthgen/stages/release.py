@@ -23,6 +23,7 @@ from typing import Callable
 from synthgen.config import params_hash, write_resolved
 from synthgen.config.params import Params
 from synthgen.generate.models import load_models
+from synthgen.generate.shard_sampler import screen_for
 from synthgen.generate.refill import refill_dataset, refill_progress, select_flagged
 from synthgen.outputs import RELEASE, claim
 from synthgen.releases import fail_release, finish_release, release_lock, start_release
@@ -74,8 +75,10 @@ def refill_round(params: Params, inputs: Inputs, target: Path, seed: int, round:
     cfg = params.sample
     models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device, cfg.compile,
                          cfg.channels_last)
+    filter_dir = inputs.filter.root if cfg.filter.enabled else None
+    screen = screen_for(cfg, filter_dir, models, models.diffusion.class_names)
     with cpu_threads(cfg.cpu_threads):
-        refill_dataset(target, flagged, models, cfg, seed, round, params.evaluate.refill.criteria)
+        refill_dataset(target, flagged, models, cfg, seed, round, params.evaluate.refill.criteria, screen)
 
 
 def evaluated(params: Params, inputs: Inputs, target: Path) -> dict:
