@@ -1,5 +1,5 @@
-"""Classifier-free guidance (Ho & Salimans 2022) and two variants that curb its overshoot at high scales:
-rescaled CFG (Lin et al. 2024) and adaptive projected guidance (Sadat et al. 2024)."""
+"""Classifier-free guidance (Ho & Salimans 2022) and two variants meant to curb its over-saturation at high
+scales: rescaled CFG (Lin et al. 2024) and adaptive projected guidance (Sadat et al. 2024)."""
 from __future__ import annotations
 
 from typing import Callable, Literal, get_args
@@ -72,10 +72,11 @@ def rescaled_guidance(
         x_rescaled = x_cfg * std(x_cond) / std(x_cfg)          (std over each sample's elements)
         x = phi x_rescaled + (1 - phi) x_cfg                   (paper: phi = 0.7)
 
-    Pass denoised predictions x0: the paper states the rescale on the predicted image, whose std a high scale
-    inflates (its over-exposure). eps, v and x0 are affine in one another at fixed x_t, but a std ratio is not
-    kept by an affine map, so the space matters; in eps space at high noise both stds are ~1 and the rescale
-    would barely act. phi = 0 is plain CFG; s = 1 returns x_cond (up to rounding).
+    Pass denoised predictions x0. The paper's motive is the predicted image, whose std a high scale inflates
+    (its over-exposure); its model predicts v. eps, v and x0 are affine in one another at fixed x_t, but a
+    std ratio is not kept by an affine map, so the space matters: in eps space at high noise both stds are
+    ~1 (eps ~ x_t / sqrt(1 - abar)) and the rescale would barely act. phi = 0 is plain CFG; s = 1 returns
+    x_cond (up to rounding).
     """
     guided = uncond + scale * (cond - uncond)
     dims = _sample_dims(guided)
@@ -91,16 +92,17 @@ def projected_guidance(
     norm_threshold: float | None = None,
     update: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Adaptive projected guidance, APG (Sadat et al. 2024, arXiv 2410.02416, Sec. 4 and Alg. 1).
+    """Adaptive projected guidance, APG (Sadat et al. 2024, "Eliminating Oversaturation and Artifacts of High
+    Guidance Scales in Diffusion Models", arXiv 2410.02416, Sec. 4).
 
     On denoised predictions D (x0), with the CFG update dD = D_cond - D_uncond (or `update`, the same after
     `GuidanceMomentum`):
         dD <- dD * min(1, r / ||dD||)                         (norm threshold r; None = no cap)
         dD_par = (<dD, D_cond> / <D_cond, D_cond>) D_cond,  dD_orth = dD - dD_par
         D = D_cond + (s - 1) (dD_orth + eta dD_par)           (paper default eta = 0)
-    Norms and inner products are per sample. The parallel part mostly scales D_cond up (the over-saturation);
-    the orthogonal part carries the class. eta = 1 with no threshold and no momentum is plain CFG;
-    s = 1 returns D_cond exactly.
+    Norms and inner products are per sample. The paper finds the parallel part behind the over-saturation
+    and the orthogonal part behind the gain in quality. eta = 1 with no threshold and no momentum is plain
+    CFG (D_cond + (s - 1) dD = D_uncond + s dD); s = 1 returns D_cond exactly.
     """
     dims = _sample_dims(cond)
     delta = cond - uncond if update is None else update
