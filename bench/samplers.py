@@ -9,8 +9,10 @@ steps come from params.yaml's `sample.sampler` unless overridden. For each (samp
 - seconds: wall time of the sampler alone (decoding excluded), and the network calls (nfe);
 - overhead: the share of that time spent outside the denoiser (the sampler's own arithmetic and Python);
 - latent mean/std of the generated scaled latents, against the training latents' (std 1 by construction);
-- with --classifier: conditional accuracy, and the FD of the classifier features to as many real val
-  images (printed first: the FD of as many real train images, the floor at this sample size).
+- with --classifier: conditional accuracy (overall, and of the worst requested class: the table's last
+  columns, not in the CSV), and the FD of the classifier features to as many real val images (printed
+  first: the FD of as many real train images, the floor at this sample size).
+--guidance-method and --guidance-option pick the guidance (params.yaml's guidance_method and its options).
 """
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ import argparse
 from pathlib import Path
 
 import torch
+import yaml
+from pydantic import ValidationError
 
 from synthgen.autoencoder import load_latents, scaled_latents
 from synthgen.config import load_params
+from synthgen.config.diffusion import SamplerConfig
 from synthgen.diffusion import SAMPLERS
+from synthgen.diffusion.guidance import GUIDANCE_METHODS, Guidance
 from synthgen.evaluation.sweep import COLUMNS, ClassifierScore, sweep_labels, sweep_samplers, write_sweep
 from synthgen.evaluation.trained import load_classifier
 from synthgen.generate.models import load_models
@@ -38,6 +44,21 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def with_guidance_options(base: SamplerConfig, options: list[str]) -> SamplerConfig:
+    """`base` with KEY=VALUE guidance options (values parsed as YAML), validated like params.yaml."""
+    update = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or key not in Guidance.__pydantic_fields__:
+            raise SystemExit(f"--guidance-option {option!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(Guidance.__pydantic_fields__)}")
+        update[key] = yaml.safe_load(value)
+    try:
+        return SamplerConfig.model_validate({**base.model_dump(), **update})
+    except ValidationError as e:
+        raise SystemExit(f"--guidance-option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", default="params.yaml", help="params file (sample.sampler gives the options)")
@@ -51,6 +72,11 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: sample.sampler's)")
     parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="guide only where sigma_t is in (LOW, HIGH] (default: sample.sampler's)")
+    parser.add_argument("--guidance-method", default=None, choices=GUIDANCE_METHODS,
+                        help="how the conditional and unconditional predictions combine (default: sample.sampler's)")
+    parser.add_argument("--guidance-option", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="the method's options as in params.yaml, e.g. apg_eta=0 apg_norm_threshold=null "
+                             "guidance_rescale=0.7 (default: sample.sampler's)")
     parser.add_argument("--classifier", default=None, help="trained classifier folder: adds accuracy and FD")
     parser.add_argument("--prepared", default=PreparedLayout.DEFAULT, help="prepared data (its val split is the FD reference)")
     parser.add_argument("--grids", default=None, help="folder for one decoded per-class grid per run")
@@ -68,12 +94,16 @@ def main() -> None:
         base = base.model_copy(update={"guidance_scale": args.guidance})
     if args.guidance_interval is not None:
         base = base.model_copy(update={"guidance_interval": tuple(args.guidance_interval)})
+    if args.guidance_method is not None:
+        base = base.model_copy(update={"guidance_method": args.guidance_method})
+    base = with_guidance_options(base, args.guidance_option)
     models = load_models(args.diffusion, args.autoencoder, args.device)
     latents = load_latents(args.latents)
     data = scaled_latents(latents.mean, latents.std, latents.scale_factor, torch.Generator().manual_seed(args.seed))
     count = len(sweep_labels(models.diffusion.num_classes, args.per_class))
     score = None
-    print(f"{count} samples ({args.per_class} per class), guidance {base.guidance_scale}, device {models.device}, "
+    print(f"{count} samples ({args.per_class} per class), guidance {base.guidance_scale} ({base.guidance}), "
+          f"interval {base.guidance_interval}, device {models.device}, "
           f"{torch.get_num_threads()} CPU threads; data latents: mean {data.mean():.3f}, std {data.std():.3f}")
     if args.classifier:
         score = ClassifierScore(load_classifier(args.classifier, models.device), args.prepared, count, args.seed)
@@ -93,7 +123,10 @@ def main() -> None:
             save_grid(pixels, Path(args.grids) / f"{row['sampler']}-{row['steps']}.png", nrow=args.per_class,
                       scale=max(1, 128 // pixels.shape[1]))
 
-    columns = [c for c in COLUMNS if any(c in r for r in rows)]
+    for row in rows:
+        if "worst_class" in row:
+            row["worst_class"] = models.diffusion.class_names[row["worst_class"]]
+    columns = [c for c in (*COLUMNS, "worst_class_accuracy", "worst_class") if any(c in r for r in rows)]
     print(markdown_table(rows, columns))
     if args.out:
         write_sweep(Path(args.out), rows)

@@ -151,7 +151,8 @@ def denoise(models: GenerationModels, cfg: SampleConfig, x_T, labels, generators
     d = models.diffusion
     network = in_fixed_batches(model or d.model, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
-        eps_fn = d.eps_fn(labels, cfg.sampler.guidance_scale, cfg.sampler.guidance_interval, network=network)
+        eps_fn = d.eps_fn(labels, cfg.sampler.guidance_scale, cfg.sampler.guidance_interval, network=network,
+                          guidance=cfg.sampler.guidance)
         return sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
 
 

@@ -8,6 +8,7 @@ import torch
 from synthgen.config.diffusion import SamplerConfig, SamplerSettings
 from synthgen.config.evaluate import SweepConfig
 from synthgen.diffusion import SAMPLERS, NoiseSchedule, sample, sample_with_config
+from synthgen.diffusion.guidance import Guidance
 from synthgen.diffusion.noise import SampleGenerators
 from synthgen.diffusion.samplers.ddim import ddim_sigma, ddim_step
 from synthgen.diffusion.samplers.ddpm import ddpm_step
@@ -269,10 +270,12 @@ def test_sample_with_config_passes_only_the_samplers_own_options(name):
 
 
 def test_the_config_names_and_sweep_default_derive_from_the_sampler_declarations():
-    """Settings first, then each sampler's options, samplers in alphabetical order, each option described."""
+    """Settings first, then the guidance method's options, then each sampler's options, samplers in alphabetical
+    order, each option described."""
     options = [(spec.name, option) for spec in sorted(SAMPLERS.values(), key=lambda s: s.name)
                for option in spec.option_names]
-    assert list(SamplerConfig.model_fields) == list(SamplerSettings.model_fields) + [option for _, option in options]
+    guidance = list(Guidance.__pydantic_fields__)
+    assert list(SamplerConfig.model_fields) == [*SamplerSettings.model_fields, *guidance, *(o for _, o in options)]
     for sampler, option in options:
         assert SamplerConfig.model_fields[option].description.startswith(f"{sampler}: ")
     assert get_args(SamplerConfig.model_fields["name"].annotation) == tuple(SAMPLERS) == SweepConfig().samplers

@@ -8,6 +8,7 @@ from pydantic import Field, create_model, field_validator, model_validator
 from synthgen.config.base import Section, unkeyed
 from synthgen.config.template import source_comments
 from synthgen.config.training import TrainConfig
+from synthgen.diffusion.guidance import Guidance
 from synthgen.diffusion.losses import LossWeighting, TimestepSampling
 from synthgen.diffusion.parameterization import PredictionType
 from synthgen.diffusion.samplers import SAMPLERS
@@ -94,13 +95,19 @@ class ScheduleConfig(Section):
 
 
 class SamplerSettings(Section):
-    """How to draw samples: sampler, step grid and guidance (SamplerConfig adds the samplers' own options)."""
+    """How to draw samples: sampler, step grid and guidance (SamplerConfig adds the guidance method's and the
+    samplers' own options)."""
 
     name: SamplerName = "dpm_solver_pp_2m"  # one of the registered samplers (stage sweep_samplers compares them)
     steps: int = Field(20, ge=1, le=100_000)  # number of timesteps visited (network calls differ per sampler)
     timestep_spacing: TimestepSpacing = "trailing"  # Lin et al. 2023, Table 2
     guidance_scale: float = Field(5.0, ge=0.0, le=100.0)  # classifier-free guidance w; 1 = conditional only
     guidance_interval: tuple[float, float] | None = (0.5, 10.0)  # guide only where sigma_t = sqrt((1 - abar) / abar) is in (low, high] (Kynkaanniemi et al. 2024); None = every step
+
+    @property
+    def guidance(self) -> Guidance:
+        """The guidance method and its options (SamplerConfig's fields named as `Guidance`'s)."""
+        return Guidance(**{name: getattr(self, name) for name in Guidance.__pydantic_fields__})
 
     @field_validator("guidance_interval")
     @classmethod
@@ -110,6 +117,23 @@ class SamplerSettings(Section):
         return interval
 
 
+def option_fields(options: type, describe: str = "{comment}", taken: Any = ()) -> dict[str, Any]:
+    """The fields of an options dataclass (a pydantic dataclass) as config fields, each described by
+    `describe` filled with its one-line source comment; refuses a name in `taken`."""
+    comments = source_comments(options)
+    fields: dict[str, Any] = {}
+    for name, info in options.__pydantic_fields__.items():
+        if name in taken:
+            raise TypeError(f"option {name!r} of {options.__name__} is already a sampler field; rename it")
+        fields[name] = (Annotated[info.annotation, info], Field(description=describe.format(comment=comments[name])))
+    return fields
+
+
+def guidance_fields() -> dict[str, Any]:
+    """The guidance method and its options (`diffusion.guidance.Guidance`) as flat fields."""
+    return option_fields(Guidance, taken=SamplerSettings.model_fields)
+
+
 def sampler_option_fields() -> dict[str, Any]:
     """Every registered sampler's options as flat fields, described "<sampler>: <the option's comment>".
 
@@ -117,17 +141,15 @@ def sampler_option_fields() -> dict[str, Any]:
     order: today eta (ddim), variance (ddpm), snr and corrector_steps (pc).
     """
     fields: dict[str, Any] = {}
+    taken = {*SamplerSettings.model_fields, *guidance_fields()}
     for spec in sorted(SAMPLERS.values(), key=lambda s: s.name):
-        comments = source_comments(spec.options)
-        for name, info in spec.options.__pydantic_fields__.items():
-            if name in fields or name in SamplerSettings.model_fields:
-                raise TypeError(f"option {name!r} of sampler {spec.name!r} is already a sampler field; rename it")
-            fields[name] = (Annotated[info.annotation, info], Field(description=f"{spec.name}: {comments[name]}"))
+        fields.update(option_fields(spec.options, f"{spec.name}: {{comment}}", taken | set(fields)))
     return fields
 
 
 SamplerConfig = create_model("SamplerConfig", __base__=SamplerSettings, __module__=__name__,
-                             __doc__="Sampler settings plus every sampler's own options.", **sampler_option_fields())
+                             __doc__="Sampler settings, the guidance method's options and every sampler's own options.",
+                             **guidance_fields(), **sampler_option_fields())
 
 
 class PreviewConfig(SamplerConfig):

@@ -27,6 +27,7 @@ from synthgen.evaluation.features import embed_pixels, seeded_subset
 from synthgen.evaluation.trained import TrainedClassifier
 from synthgen.stages.train_diffusion import decode_to_pixels
 from synthgen.ldm.trained import TrainedDiffusion
+from synthgen.metrics.conditional import conditional_accuracy
 from synthgen.metrics.frechet import frechet_distance
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
@@ -70,7 +71,8 @@ def run_sampler(model: TrainedDiffusion, sampler: SamplerConfig, x_T: torch.Tens
                 seed: int, bf16: bool = True) -> SampledRun:
     """Scaled latents from one sampler setting, with its timing."""
     device = x_T.device
-    timed = TimedEpsFn(model.eps_fn(labels, sampler.guidance_scale, sampler.guidance_interval), device)
+    eps_fn = model.eps_fn(labels, sampler.guidance_scale, sampler.guidance_interval, guidance=sampler.guidance)
+    timed = TimedEpsFn(eps_fn, device)
     generator = torch.Generator(device).manual_seed(seed)
     timed.sync()
     start = time.perf_counter()
@@ -101,9 +103,12 @@ class ClassifierScore:
         return self.real.shape[1]
 
     def __call__(self, pixels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        """accuracy, the worst requested class's accuracy and its label (not CSV columns) and FD."""
         embedding = embed_pixels(self.model, pixels, self.batch_size)
-        accuracy = float((embedding.predicted.numpy() == labels).mean())
-        return {"conditional_accuracy": accuracy, "fd": frechet_distance(embedding.features, self.real)}
+        accuracy = conditional_accuracy(embedding.predicted, labels, self.model.num_classes)
+        worst = min((a, c) for c, a in enumerate(accuracy.per_class) if a is not None)
+        return {"conditional_accuracy": accuracy.overall, "worst_class_accuracy": worst[0], "worst_class": worst[1],
+                "fd": frechet_distance(embedding.features, self.real)}
 
 
 def sweep_labels(num_classes: int, per_class: int) -> torch.Tensor:

@@ -67,7 +67,8 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     denoiser = in_fixed_batches(d.model, cfg.micro_batch)
     decoder = in_fixed_batches(models.autoencoder.decode, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
-        eps_fn = d.eps_fn(y, cfg.sampler.guidance_scale, cfg.sampler.guidance_interval, network=denoiser)
+        eps_fn = d.eps_fn(y, cfg.sampler.guidance_scale, cfg.sampler.guidance_interval, network=denoiser,
+                          guidance=cfg.sampler.guidance)
         z0 = sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
         images = decoder(z0.float())
     return to_uint8(images.float())

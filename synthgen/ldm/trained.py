@@ -20,6 +20,7 @@ from torch import nn
 from synthgen.atomic import atomic_write_json
 from synthgen.config.diffusion import DiffusionConfig, SamplerConfig
 from synthgen.diffusion import NoiseSchedule, eps_fn_from_model, sample_with_config
+from synthgen.diffusion.guidance import CFG, Guidance
 from synthgen.diffusion.noise import Generator
 from synthgen.diffusion.timesteps import EpsFn
 from synthgen.models.unet import UNet
@@ -46,21 +47,23 @@ class TrainedDiffusion:
     autoencoder_sha256: str  # weights of the autoencoder whose latents the model learned
 
     def eps_fn(self, labels: torch.Tensor | None = None, guidance_scale: float = 1.0,
-               guidance_interval: tuple[float, float] | None = None, network: Callable | None = None) -> EpsFn:
-        """The samplers' eps_fn(x_t, t) for fixed labels (B,), guided with `guidance_scale` (Ho & Salimans 2022)
-        where sigma_t lies in `guidance_interval` (everywhere when None). `network` stands in for the
-        model, e.g. the sample stage's fixed-chunk wrapper of it."""
+               guidance_interval: tuple[float, float] | None = None, network: Callable | None = None,
+               guidance: Guidance = CFG) -> EpsFn:
+        """The samplers' eps_fn(x_t, t) for fixed labels (B,), guided with `guidance_scale` by the method of
+        `guidance` (plain CFG, Ho & Salimans 2022, by default) where sigma_t lies in `guidance_interval`
+        (everywhere when None). `network` stands in for the model, e.g. the sample stage's fixed-chunk
+        wrapper of it. Build one per sampler run (APG momentum holds state)."""
         if labels is None and self.num_classes > 0:
             raise ValueError("this model is class-conditional: pass labels (null_label for unconditional samples)")
         return eps_fn_from_model(network or self.model, self.schedule, self.prediction_type, labels=labels,
                                  guidance_scale=guidance_scale if labels is not None else 1.0,
-                                 null_label=self.null_label, guidance_interval=guidance_interval)
+                                 null_label=self.null_label, guidance_interval=guidance_interval, guidance=guidance)
 
     @torch.no_grad()
     def sample_latents(self, labels: torch.Tensor | None, sampler: SamplerConfig, x_T: torch.Tensor,
                        generator: Generator | None = None) -> torch.Tensor:
         """Scaled latents z0 from x_T with the sampler, steps and guidance of `sampler`."""
-        eps_fn = self.eps_fn(labels, sampler.guidance_scale, sampler.guidance_interval)
+        eps_fn = self.eps_fn(labels, sampler.guidance_scale, sampler.guidance_interval, guidance=sampler.guidance)
         return sample_with_config(eps_fn, x_T, self.schedule, sampler, generator)
 
 
