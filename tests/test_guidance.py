@@ -272,4 +272,4 @@ def test_the_sampler_config_builds_the_guidance_it_names(tmp_path):
     path.write_text("sample:\n  sampler: {guidance_method: apg, apg_norm_threshold: 3.5, apg_momentum: -0.25}\n")
     assert load_params(path).sample.sampler.guidance == Guidance(
         guidance_method="apg", apg_norm_threshold=3.5, apg_momentum=-0.25)
-    assert load_params(path).diffusion.preview.guidance == CFG
+    assert load_params(path).diffusion.preview.guidance == Guidance()  # the default: rescaled CFG

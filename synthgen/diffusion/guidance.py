@@ -139,7 +139,7 @@ class Guidance:
     """How the conditional and unconditional predictions combine: the method and its options (the sampler
     config's fields of the same names are derived from these)."""
 
-    guidance_method: GuidanceMethod = "cfg"  # cfg (Ho & Salimans 2022), cfg_rescale (Lin et al. 2024, Sec. 3.4) or apg (Sadat et al. 2024), inside guidance_interval
+    guidance_method: GuidanceMethod = "cfg_rescale"  # cfg (Ho & Salimans 2022), cfg_rescale (Lin et al. 2024, Sec. 3.4) or apg (Sadat et al. 2024), inside guidance_interval
     guidance_rescale: float = Field(0.7, ge=0.0, le=1.0)  # cfg_rescale: phi, the weight of the std-matched x0 (0 = plain CFG)
     apg_eta: float = Field(0.0, ge=0.0, le=1.0)  # apg: weight of the update's component parallel to D_cond (1 = plain CFG)
     apg_norm_threshold: float | None = Field(None, gt=0.0, le=1e6)  # apg: cap r on the update's per-sample L2 norm in scaled-latent x0; None = no cap
@@ -165,4 +165,4 @@ class Guidance:
         return uncond + scale * (cond - uncond)
 
 
-CFG = Guidance()
+CFG = Guidance("cfg")  # plain classifier-free guidance
