@@ -77,11 +77,11 @@ class Tally:
     def empty(cls, num_classes: int) -> Tally:
         return cls([0] * num_classes, [0] * num_classes, [0] * num_classes)
 
-    def add(self, labels: np.ndarray, verdicts: Verdicts) -> None:
-        for label, top1, accepted in zip(labels.tolist(), verdicts.top1.tolist(), verdicts.accepted.tolist()):
-            self.attempts[label] += 1
-            self.top1[label] += top1
-            self.accepted[label] += accepted
+    def count(self, label: int, top1: bool, accepted: bool) -> None:
+        """One draw of class `label`: whether the filter's top class was the requested one, and whether it accepted."""
+        self.attempts[label] += 1
+        self.top1[label] += top1
+        self.accepted[label] += accepted
 
     def __add__(self, other: Tally) -> Tally:
         def plus(a: list[int], b: list[int]) -> list[int]:

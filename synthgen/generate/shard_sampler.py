@@ -89,36 +89,61 @@ def chunks(rows: list[int], size: int) -> Iterator[list[int]]:
         yield rows[start: start + size]
 
 
+def planned_draws(rows: list[int], attempts: list[int], max_attempts: int, fill: int) -> list[tuple[int, int]]:
+    """(row, attempt) of one batch: each row's next attempt, then later attempts of the same rows, round-robin,
+    until the batch fills a multiple of `fill` rows (the padded network call would compute them anyway)."""
+    draws = [(r, attempts[r]) for r in rows]
+    room = -len(draws) % fill
+    extra = 1
+    while room and any(attempts[r] + extra < max_attempts for r in rows):
+        for r in rows:
+            if room and attempts[r] + extra < max_attempts:
+                draws.append((r, attempts[r] + extra))
+                room -= 1
+        extra += 1
+    return draws
+
+
 def accepted_draws(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig, screen: SampleFilter | None,
                    tally: Tally, key_of: Callable[[int], str]) -> Iterator[tuple[int, Draw]]:
     """(row, draw) of every sample of `shard` as the filter accepts it (all first draws without a filter).
 
-    Rejected rows are drawn again, batched together, from their next attempt's seed; a row rejected
-    `max_attempts` times fails the stage, naming its class.
+    A sample's accepted draw is its first attempt the filter accepts, whatever the batching: rejected rows
+    are drawn again from their next attempts' seeds, and a batch's padding is filled with later attempts of
+    its rows, whose verdicts count only up to the first accepted one. A row rejected `max_attempts` times
+    fails the stage, naming its class.
     """
     attempts = [0] * len(shard.labels)
     pending = list(range(len(shard.labels)))
     while pending:
         rejected = []
         for rows in chunks(pending, cfg.batch_size):
-            labels = shard.labels[rows]
-            seeds = [derive_seed(shard.seeds[r], "sample/attempt", attempts[r]) for r in rows]
+            draws = [(r, attempts[r]) for r in rows] if screen is None else \
+                planned_draws(rows, attempts, screen.cfg.max_attempts, cfg.micro_batch)
+            labels = shard.labels[[r for r, _ in draws]]
+            seeds = [derive_seed(shard.seeds[r], "sample/attempt", a) for r, a in draws]
             pixels = generate_pixels(models, labels, seeds, cfg)
             verdicts = screen.judge(pixels, labels) if screen is not None else None
-            if verdicts is not None:
-                tally.add(labels, verdicts)
-            for j, r in enumerate(rows):
+            done: set[int] = set()
+            for j in sorted(range(len(draws)), key=lambda j: draws[j][::-1]):  # each row's attempts in order
+                r = draws[j][0]
+                if r in done:
+                    continue
                 attempts[r] += 1
-                if verdicts is None or verdicts.accepted[j]:
-                    confidence = None if verdicts is None else float(verdicts.confidence[j])
-                    yield r, Draw(pixels[j], seeds[j], attempts[r], confidence)
+                if verdicts is None:
+                    done.add(r)
+                    yield r, Draw(pixels[j], seeds[j], attempts[r], None)
+                    continue
+                tally.count(int(labels[j]), bool(verdicts.top1[j]), bool(verdicts.accepted[j]))
+                if verdicts.accepted[j]:
+                    done.add(r)
+                    yield r, Draw(pixels[j], seeds[j], attempts[r], float(verdicts.confidence[j]))
                 elif attempts[r] >= screen.cfg.max_attempts:
                     raise SynthgenError(
                         f"sample.filter rejected all {attempts[r]} draws of {key_of(r)} (class "
                         f"{models.diffusion.class_names[int(labels[j])]!r}); train the generator longer, lower "
                         f"sample.filter.min_confidence or raise sample.filter.max_attempts")
-                else:
-                    rejected.append(r)
+            rejected += [r for r in rows if r not in done]
         pending = rejected
 
 
