@@ -10,9 +10,9 @@ from synthgen.config.diffusion import SamplerConfig
 from synthgen.config.evaluate import ClassifierConfig
 from synthgen.config.training import TrainConfig
 
-FILTER_CLASSIFIER = ClassifierConfig(blocks_per_stage=1)  # the evaluator's widths, half its depth: 0.98 real val accuracy
-FILTER_TRAIN = TrainConfig(  # seed 1: the evaluator trains with seed 0; about 30 s on a 2-core CPU
-    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=300, log_every=25,
+FILTER_CLASSIFIER = ClassifierConfig(blocks_per_stage=1)  # the evaluator's widths at half its depth
+FILTER_TRAIN = TrainConfig(  # seed 1 (the evaluator's is 0); 1,200 steps: real val 0.996, every class >= 0.95 (600: 0.76)
+    steps=1200, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=600, log_every=25,
     cpu_threads=1, seed=1)
 
 
