@@ -34,7 +34,8 @@ CONFIG = {
     "cas": {"samples": 96, "train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
     "utility": {"train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
     "batch_size": 128, "kid_subsets": 10, "num_samples": 120, "memorisation_quantile": 0.02,
-    "gate": {"min_conditional_accuracy": 0.6, "max_fd_ratio": 4.0, "max_near_duplicate_fraction": 0.05},
+    "gate": {"min_conditional_accuracy": 0.6, "max_fd_ratio": 4.0, "max_near_duplicate_fraction": 0.05, "min_cas_ratio": None,
+             "min_class_accuracy": None},
 }
 CFG = EvaluateConfig.model_validate(CONFIG)
 SWEEP = {"ddim": [(10, 0.5), (20, 0.7)], "heun": [(10, 0.6), (20, 0.8), (40, 0.9)]}  # sampler -> (steps, accuracy)

@@ -128,7 +128,7 @@ def test_release_card_carries_the_gate_verdict_and_headline_metrics(synthetic, r
 
 
 def test_card_says_which_filter_screened_the_labels_and_how_often_it_accepted(synthetic):
-    assert "Label filter" not in (synthetic / "README.md").read_text()  # sampled without a filter
+    assert "## Label filter" in (synthetic / "README.md").read_text()  # sampled with the tiny filter
     record = {"classifier_sha256": "f1" * 32, "min_confidence": 0.7, "max_attempts": 8, "min_acceptance": 0.5,
               "attempts": 10, "accepted": 7, "acceptance_rate": 0.7,
               "per_class": {"red": {"attempts": 4, "accepted": 4, "acceptance_rate": 1.0, "raw_accuracy": 1.0},

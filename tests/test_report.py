@@ -15,7 +15,7 @@ from synthgen.metrics.report import (
 )
 
 RNG = np.random.default_rng(0)
-GATE = GateConfig()
+GATE = GateConfig(min_conditional_accuracy=0.6, max_fd_ratio=4.0, min_cas_ratio=None, min_class_accuracy=None)
 
 
 def pixels(n: int, size: int = 8) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_a_failed_class_is_named_and_per_class_checks_fold_into_their_worst_row(
     from synthgen.metrics.utility import UtilityPoint
 
     per_class = {"circle": 0.95, "red_square": 0.42, "triangle": 0.9}
-    gate = GateConfig(min_class_accuracy=0.85)
+    gate = GateConfig(min_conditional_accuracy=0.6, max_fd_ratio=4.0, min_class_accuracy=0.85, min_cas_ratio=None)
     verdict = evaluate_gate({"conditional_accuracy": 0.8, "fd_ratio": 1.0, "near_duplicate_fraction": 0.0,
                              "conditional_accuracy_per_class": per_class}, gate)
     utility = [UtilityPoint(0.05, 12, 0.5, 0.62), UtilityPoint(1.0, 240, 0.97, 0.95)]
