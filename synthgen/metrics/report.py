@@ -338,7 +338,7 @@ def filter_section(rows: Sequence[FilterClassRow]) -> str:
                 "samples.</p>"
                 '<table><thead><tr><th>Requested class</th><th class="num">Filter acceptance</th>'
                 '<th class="num">Filter raw accuracy</th><th class="num">Evaluator accuracy</th></tr></thead>'
-                f"<tbody>{body}</tbody></table>")
+                f"<tbody>{body}</tbody></table>", wide=True)
 
 
 def gallery_section(galleries: Mapping[str, np.ndarray], accuracy: Mapping[str, float | None]) -> str:
