@@ -48,7 +48,8 @@ def run_on(cluster: RayCluster, args, models: tuple[str, str], out: Path) -> dic
     from flows.sample import run_sample
 
     cfg = SampleConfig(num_images=args.images, images_per_shard=args.per_shard, device="cpu",
-                       sampler={"name": "ddim", "steps": args.steps}, task_runner="ray", ray_address=cluster.address)
+                       sampler={"name": "ddim", "steps": args.steps}, task_runner="ray", ray_address=cluster.address,
+                       filter={"enabled": False})  # the sampling throughput alone (bench/filter.py measures the filter)
     params = out.parent / f"{out.name}.params.yaml"
     params.write_text(yaml.safe_dump({"sample": cfg.model_dump(mode="json")}))
     start = time.perf_counter()

@@ -24,10 +24,10 @@ def file_hashes(location) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def one_worker(models_dir, tmp_path_factory, prefect_harness):
+def one_worker(models_dir, filter_dir, tmp_path_factory, prefect_harness):
     """The reference: one local worker, shard after shard."""
     folder = tmp_path_factory.mktemp("one-worker")
-    run_flow(write_params(folder, **SHARDS, max_workers=1), models_dir, folder / "out")
+    run_flow(write_params(folder, **SHARDS, max_workers=1), (*models_dir, filter_dir), folder / "out")
     return file_hashes(folder / "out")
 
 
@@ -35,9 +35,9 @@ def ray_params(tmp_path, cluster) -> str:
     return write_params(tmp_path, **SHARDS, task_runner="ray", ray_address=cluster.address)
 
 
-def test_two_nodes_write_the_same_bytes_as_one_worker(ray_cluster, one_worker, models_dir, tmp_path):
+def test_two_nodes_write_the_same_bytes_as_one_worker(ray_cluster, one_worker, models_dir, filter_dir, tmp_path):
     out = tmp_path / "out"
-    run_flow(ray_params(tmp_path, ray_cluster), models_dir, out)
+    run_flow(ray_params(tmp_path, ray_cluster), (*models_dir, filter_dir), out)
     assert file_hashes(out) == one_worker
     assert_both_nodes_worked(ray_cluster, out)
 
@@ -48,10 +48,10 @@ def assert_both_nodes_worked(cluster, location) -> None:
     assert set(nodes.values()) == {ids["head"], ids["node2"]}, nodes
 
 
-def test_two_nodes_write_to_object_storage(s3_url, ray_cluster, one_worker, models_dir, tmp_path):
+def test_two_nodes_write_to_object_storage(s3_url, ray_cluster, one_worker, models_dir, filter_dir, tmp_path):
     """Every node writes its shards to the loopback S3 server (the nodes inherit its endpoint and keys);
     the driver then writes metadata and manifest there."""
-    run_flow(ray_params(tmp_path, ray_cluster), models_dir, s3_url)
+    run_flow(ray_params(tmp_path, ray_cluster), (*models_dir, filter_dir), s3_url)
     assert file_hashes(s3_url) == one_worker
     assert_both_nodes_worked(ray_cluster, s3_url)
 
@@ -73,12 +73,12 @@ def kill_when_shards_done(node, out, count: int, timeout: float = 300) -> tuple[
     return thread, receipts
 
 
-def test_losing_a_node_part_way_loses_and_duplicates_nothing(ray_cluster, one_worker, models_dir, tmp_path):
+def test_losing_a_node_part_way_loses_and_duplicates_nothing(ray_cluster, one_worker, models_dir, filter_dir, tmp_path):
     """Ray retries the shard task that was running on the lost node on the head; its shard is made once."""
     out = tmp_path / "out"
     node2 = next(n for n in ray_cluster.nodes if n.name == "node2")
     watcher, receipts_at_kill = kill_when_shards_done(node2, out, count=3)
-    run_flow(ray_params(tmp_path, ray_cluster), models_dir, out)
+    run_flow(ray_params(tmp_path, ray_cluster), (*models_dir, filter_dir), out)
     watcher.join()
     assert not node2.alive() and receipts_at_kill and receipts_at_kill[0] < 8
     assert file_hashes(out) == one_worker
