@@ -134,13 +134,13 @@ def test_loss_draws_timesteps_from_the_generator():
 
 
 def test_uniform_timesteps_are_the_plain_randint_draws():
-    drawn = sample_timesteps(256, 1000, torch.Generator().manual_seed(3), "cpu")
+    drawn = sample_timesteps(256, SCHEDULE, torch.Generator().manual_seed(3), "cpu")
     assert torch.equal(drawn, torch.randint(0, 1000, (256,), generator=torch.Generator().manual_seed(3)))
 
 
 def test_logit_normal_timesteps_concentrate_on_the_middle_and_shift_with_the_mean():
     """t/T = sigmoid(N(m, s^2)): the median is T * sigmoid(m), and |logit(t/T) - m| < s about 68% of the time."""
-    draw = lambda mean, seed=0: sample_timesteps(20_000, 1000, torch.Generator().manual_seed(seed), "cpu",  # noqa: E731
+    draw = lambda mean, seed=0: sample_timesteps(20_000, SCHEDULE, torch.Generator().manual_seed(seed), "cpu",  # noqa: E731
                                                  "logit_normal", mean, 1.0)
     centred, noisier = draw(0.0), draw(1.0)
     assert centred.dtype == torch.long and 0 <= centred.min() and centred.max() <= 999
@@ -152,8 +152,8 @@ def test_logit_normal_timesteps_concentrate_on_the_middle_and_shift_with_the_mea
 
 
 def test_unknown_timestep_sampling_lists_the_allowed_names():
-    with pytest.raises(ValueError, match="uniform, logit_normal"):
-        sample_timesteps(4, 1000, torch.Generator(), "cpu", "cosine")
+    with pytest.raises(ValueError, match="uniform, logit_normal, log_normal_sigma"):
+        sample_timesteps(4, SCHEDULE, torch.Generator(), "cpu", "cosine")
 
 
 def test_loss_is_built_from_the_diffusion_params():

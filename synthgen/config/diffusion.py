@@ -152,9 +152,11 @@ class DiffusionConfig(Section):
     prediction_type: PredictionType = "v_prediction"  # network output: eps, v (Salimans & Ho 2022) or x0
     loss_weighting: LossWeighting = "min_snr"  # uniform or Min-SNR-gamma (Hang et al. 2023)
     min_snr_gamma: float = Field(5.0, gt=0.0, le=1e6)  # gamma of Min-SNR weighting
-    timestep_sampling: TimestepSampling = "uniform"  # training t: uniform, or t/T logit-normal (Esser et al. 2024)
+    timestep_sampling: TimestepSampling = "uniform"  # training t: uniform, t/T logit-normal (Esser et al. 2024) or ln sigma normal (EDM, Karras et al. 2022)
     timestep_logit_mean: float = Field(0.0, ge=-4.0, le=4.0)  # logit_normal: mean of logit(t/T); > 0 favours noisier t
     timestep_logit_std: float = Field(1.0, gt=0.0, le=4.0)  # logit_normal: std of logit(t/T)
+    timestep_log_sigma_mean: float = Field(-1.2, ge=-10.0, le=10.0)  # log_normal_sigma: mean of ln sigma, sigma^2 = (1 - abar) / abar (EDM's P_mean)
+    timestep_log_sigma_std: float = Field(1.2, gt=0.0, le=10.0)  # log_normal_sigma: std of ln sigma (EDM's P_std)
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
     latents: Literal["sample", "mean"] = "sample"  # train on posterior samples z = mean + std * eps (LDM) or on the mean
     train: TrainConfig = unkeyed(DEFAULT_TRAIN)  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)

@@ -3,7 +3,8 @@
 All runs start from the same x_T and labels, so rows compare samplers, not noise draws. For each
 (sampler, steps) a row holds the network calls (nfe), the sampler's wall time with the share spent
 outside the denoiser (`overhead`: the sampler's own arithmetic and Python), the generated latents'
-mean and std, and, scored by the feature classifier, the conditional accuracy and the FD of the
+mean and std, and, scored by the feature classifier, the conditional accuracy (overall and of the worst
+requested class) and the FD of the
 features to as many real val images. Stage `sweep_samplers` writes the rows as `sweep.csv`; stage
 `evaluate` plots them per sampler; `bench/samplers.py` prints them as a table.
 """
@@ -27,13 +28,14 @@ from synthgen.evaluation.features import embed_pixels, seeded_subset
 from synthgen.evaluation.trained import TrainedClassifier
 from synthgen.stages.train_diffusion import decode_to_pixels
 from synthgen.ldm.trained import TrainedDiffusion
+from synthgen.metrics.conditional import conditional_accuracy
 from synthgen.metrics.frechet import frechet_distance
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_arrays
 
 COLUMNS = ("sampler", "steps", "nfe", "seconds", "overhead", "images_per_s", "latent_mean", "latent_std",
-           "conditional_accuracy", "fd")
+           "conditional_accuracy", "worst_class_accuracy", "fd")
 
 
 class TimedEpsFn:
@@ -102,8 +104,10 @@ class ClassifierScore:
 
     def __call__(self, pixels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         embedding = embed_pixels(self.model, pixels, self.batch_size)
-        accuracy = float((embedding.predicted.numpy() == labels).mean())
-        return {"conditional_accuracy": accuracy, "fd": frechet_distance(embedding.features, self.real)}
+        accuracy = conditional_accuracy(embedding.predicted, labels, int(labels.max()) + 1)
+        worst = min(share for share in accuracy.per_class if share is not None)
+        return {"conditional_accuracy": accuracy.overall, "worst_class_accuracy": worst,
+                "fd": frechet_distance(embedding.features, self.real)}
 
 
 def sweep_labels(num_classes: int, per_class: int) -> torch.Tensor:
