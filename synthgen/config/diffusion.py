@@ -80,7 +80,7 @@ class UNetConfig(Section):
 class ScheduleConfig(Section):
     """Forward-process variance schedule (Ho et al. 2020; Nichol & Dhariwal 2021)."""
 
-    kind: Literal["linear", "scaled_linear", "cosine"] = "cosine"  # beta schedule family
+    kind: Literal["linear", "scaled_linear", "cosine", "rectified_flow"] = "cosine"  # beta schedule family; rectified_flow: x_t = (1 - t) x0 + t eps, rescaled (Liu et al. 2023)
     num_timesteps: int = Field(1000, ge=2, le=100_000)  # T, number of training noise levels
     beta_start: float = Field(1e-4, gt=0.0, lt=1.0)  # first beta (linear, scaled_linear)
     beta_end: float = Field(0.02, gt=0.0, lt=1.0)  # last beta (linear, scaled_linear)
@@ -88,7 +88,7 @@ class ScheduleConfig(Section):
 
     @model_validator(mode="after")
     def _check_betas(self) -> ScheduleConfig:
-        if self.kind != "cosine" and self.beta_start >= self.beta_end:
+        if self.kind in ("linear", "scaled_linear") and self.beta_start >= self.beta_end:
             raise ValueError(f"beta_start={self.beta_start} must be below beta_end={self.beta_end}")
         return self
 
@@ -149,7 +149,7 @@ class DiffusionConfig(Section):
 
     model: UNetConfig = UNetConfig()  # denoiser network (~1.0M parameters by default)
     schedule: ScheduleConfig = ScheduleConfig()  # forward process
-    prediction_type: PredictionType = "v_prediction"  # network output: eps, v (Salimans & Ho 2022) or x0
+    prediction_type: PredictionType = "v_prediction"  # network output: eps, v (Salimans & Ho 2022), x0, or flow u = eps - x0 (Liu et al. 2023)
     loss_weighting: LossWeighting = "min_snr"  # uniform or Min-SNR-gamma (Hang et al. 2023)
     min_snr_gamma: float = Field(5.0, gt=0.0, le=1e6)  # gamma of Min-SNR weighting
     timestep_sampling: TimestepSampling = "uniform"  # training t: uniform, t/T logit-normal (Esser et al. 2024) or ln sigma normal (EDM, Karras et al. 2022)

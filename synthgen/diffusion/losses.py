@@ -39,7 +39,9 @@ def loss_weight(snr: torch.Tensor, prediction_type: str, weighting: str, gamma: 
 
     Min-SNR clamps the x0-space weight at gamma: w_x0 = min(SNR, gamma). Since
     ||x0 - x0^||^2 = ||eps - eps^||^2 / SNR and ||v - v^||^2 = ||eps - eps^||^2 (SNR + 1) / SNR,
-    the same objective reads min(SNR, gamma) / SNR on eps targets and min(SNR, gamma) / (SNR + 1) on v targets.
+    the same objective reads min(SNR, gamma) / SNR on eps targets and min(SNR, gamma) / (SNR + 1) on v targets;
+    ||x0 - x0^||^2 = ||u - u^||^2 s^2 / (a + s)^2 makes it min(SNR, gamma) / (sqrt(SNR) + 1)^2 on flow targets.
+    `uniform` on flow targets is the conditional flow-matching loss of rectified flow (Esser et al. 2024, Sec. 3.1).
     """
     check_prediction_type(prediction_type)
     if weighting not in LOSS_WEIGHTINGS:
@@ -47,7 +49,8 @@ def loss_weight(snr: torch.Tensor, prediction_type: str, weighting: str, gamma: 
     if weighting == "uniform":
         return torch.ones_like(snr)
     clamped = snr.clamp(max=gamma)
-    denominator = {"epsilon": snr, "v_prediction": snr + 1, "sample": torch.ones_like(snr)}[prediction_type]
+    denominator = {"epsilon": snr, "v_prediction": snr + 1, "sample": torch.ones_like(snr),
+                   "flow": (snr.sqrt() + 1) ** 2}[prediction_type]
     return clamped / denominator
 
 
@@ -95,7 +98,7 @@ class DiffusionLoss:
     """
 
     schedule: NoiseSchedule
-    prediction_type: str = "epsilon"  # what the net predicts: epsilon, v_prediction or sample
+    prediction_type: str = "epsilon"  # what the net predicts: epsilon, v_prediction, sample or flow
     weighting: str = "uniform"  # uniform or min_snr
     gamma: float = 5.0  # Min-SNR gamma
     timestep_sampling: str = "uniform"  # uniform, logit_normal or log_normal_sigma
