@@ -4,8 +4,9 @@ All runs start from the same x_T and labels, so rows compare samplers, not noise
 (sampler, steps) a row holds the network calls (nfe), the sampler's wall time with the share spent
 outside the denoiser (`overhead`: the sampler's own arithmetic and Python), the generated latents'
 mean and std, and, scored by the feature classifier, the conditional accuracy (overall and of the worst
-requested class) and the FD of the features to as many real val images. Stage `sweep_samplers` writes the rows as `sweep.csv`; stage
-`evaluate` plots them per sampler; `bench/samplers.py` prints them as a table.
+requested class) and the FD of the features to as many real val images. Stage `sweep_samplers` writes
+the rows as `sweep.csv`; stage `evaluate` plots them per sampler; `bench/samplers.py` prints them as a
+table.
 """
 from __future__ import annotations
 
