@@ -150,7 +150,7 @@ class DiffusionConfig(Section):
     model: UNetConfig = UNetConfig()  # denoiser network (~1.0M parameters by default)
     schedule: ScheduleConfig = ScheduleConfig()  # forward process
     prediction_type: PredictionType = "v_prediction"  # network output: eps, v (Salimans & Ho 2022), x0, or flow u = eps - x0 (Liu et al. 2023)
-    loss_weighting: LossWeighting = "min_snr"  # uniform or Min-SNR-gamma (Hang et al. 2023)
+    loss_weighting: LossWeighting = "min_snr"  # uniform (on v targets: EDM's lambda(sigma), Karras et al. 2022) or Min-SNR-gamma (Hang et al. 2023)
     min_snr_gamma: float = Field(5.0, gt=0.0, le=1e6)  # gamma of Min-SNR weighting
     timestep_sampling: TimestepSampling = "uniform"  # training t: uniform, t/T logit-normal (Esser et al. 2024) or ln sigma normal (EDM, Karras et al. 2022)
     timestep_logit_mean: float = Field(0.0, ge=-4.0, le=4.0)  # logit_normal: mean of logit(t/T); > 0 favours noisier t
