@@ -126,7 +126,7 @@ def main() -> None:
     for row in rows:
         if "worst_class" in row:
             row["worst_class"] = models.diffusion.class_names[row["worst_class"]]
-    columns = [c for c in (*COLUMNS, "worst_class_accuracy", "worst_class") if any(c in r for r in rows)]
+    columns = [c for c in (*COLUMNS, "worst_class") if any(c in r for r in rows)]
     print(markdown_table(rows, columns))
     if args.out:
         write_sweep(Path(args.out), rows)

@@ -154,11 +154,20 @@ def test_labels_beyond_the_class_names_are_refused(inputs, tmp_path):
         train_diffusion(TINY, *inputs, CLASSES[:2], tmp_path / "out")
 
 
-def test_a_tiny_unet_overfits_a_handful_of_latents(tmp_path):
+OBJECTIVES = {  # the default v-prediction; EDM's density of ln sigma (Karras et al. 2022); rectified flow (Liu et al. 2023)
+    "v_min_snr": {},
+    "edm": dict(timestep_sampling="log_normal_sigma", loss_weighting="uniform"),
+    "rectified_flow": dict(schedule={"kind": "rectified_flow"}, prediction_type="flow", loss_weighting="uniform",
+                           timestep_sampling="logit_normal"),
+}
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_a_tiny_unet_overfits_a_handful_of_latents(tmp_path, objective):
     latents_dir, autoencoder_dir = make_inputs(tmp_path, count=6)
     cfg = with_overrides(TINY, train=dict(steps=300, batch_size=6, lr=3e-3, warmup_steps=10, ema_decay=0.0,
                                           checkpoint_every=300, log_every=30),
-                         p_uncond=0.0, prediction_type="v_prediction")
+                         p_uncond=0.0, **{"prediction_type": "v_prediction", **OBJECTIVES[objective]})
     train_diffusion(cfg, latents_dir, autoencoder_dir, CLASSES, tmp_path / "out")
     loss = loss_column(tmp_path / "out")
     assert loss[-1] < 0.5 * loss[0], loss

@@ -6,7 +6,7 @@ import torch
 
 from synthgen.config.diffusion import DiffusionConfig
 from synthgen.diffusion import DiffusionLoss, NoiseSchedule, convert, loss_weight, training_target
-from synthgen.diffusion.losses import sample_timesteps
+from synthgen.diffusion.losses import nearest_log_sigma, sample_timesteps
 from synthgen.diffusion.parameterization import PREDICTION_TYPES, to_epsilon, to_x0
 
 SCHEDULE = NoiseSchedule.linear(1000)
@@ -23,7 +23,8 @@ def noisy_batch(dtype=torch.float64, seed=0):
 
 
 def truth(x0, eps, abar):
-    return {"epsilon": eps, "sample": x0, "v_prediction": abar.sqrt() * eps - (1 - abar).sqrt() * x0}
+    return {"epsilon": eps, "sample": x0, "v_prediction": abar.sqrt() * eps - (1 - abar).sqrt() * x0,
+            "flow": eps - x0}
 
 
 @pytest.mark.parametrize("source,target", list(itertools.product(PREDICTION_TYPES, repeat=2)))
@@ -61,7 +62,7 @@ def test_unknown_prediction_type_lists_the_allowed_names():
         convert(eps, x_t, abar, "score", "epsilon")
 
 
-def test_min_snr_weights_are_one_objective_in_three_parameterisations():
+def test_min_snr_weights_are_one_objective_in_every_parameterisation():
     """w_type * ||type error||^2 equals w_eps * ||eps error||^2 for one and the same prediction error."""
     x0, eps, t, abar, x_t = noisy_batch()
     snr = SCHEDULE.snr(t)
@@ -73,6 +74,21 @@ def test_min_snr_weights_are_one_objective_in_three_parameterisations():
         errors[kind] = loss_weight(snr, kind, "min_snr", gamma=5.0) * per_sample
     torch.testing.assert_close(errors["v_prediction"], errors["epsilon"])
     torch.testing.assert_close(errors["sample"], errors["epsilon"])
+    torch.testing.assert_close(errors["flow"], errors["epsilon"])
+
+
+def test_flow_is_the_velocity_of_the_straight_path_on_the_rectified_flow_schedule():
+    """On `rectified_flow`, x_t / (a + s) = z_t = (1 - t) x0 + t eps with t = (k + 1) / T, and flow = dz_t / dt."""
+    rf = NoiseSchedule.rectified_flow(1000)
+    g = torch.Generator().manual_seed(4)
+    x0, eps = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    k = torch.tensor([0, 99, 499, 900, 998])
+    time = ((k + 1) / 1000).double()[:, None]
+    abar = rf.at(rf.alphas_cumprod, k, x0)
+    x_t = rf.q_sample(x0, k, eps)
+    torch.testing.assert_close(x_t / (abar.sqrt() + (1 - abar).sqrt()), (1 - time) * x0 + time * eps)
+    torch.testing.assert_close(to_x0(eps - x0, x_t, abar, "flow"), x0)
+    torch.testing.assert_close(to_epsilon(eps - x0, x_t, abar, "flow"), eps)
 
 
 def test_min_snr_weight_values():
@@ -81,13 +97,14 @@ def test_min_snr_weight_values():
     torch.testing.assert_close(loss_weight(snr, "epsilon", "min_snr", 5.0), expected_eps)
     torch.testing.assert_close(loss_weight(snr, "sample", "min_snr", 5.0), expected_x0)
     torch.testing.assert_close(loss_weight(snr, "v_prediction", "min_snr", 5.0), torch.clamp(snr, max=5) / (snr + 1))
+    torch.testing.assert_close(loss_weight(snr, "flow", "min_snr", 5.0), torch.clamp(snr, max=5) / (snr.sqrt() + 1) ** 2)
     assert bool((loss_weight(snr, "sample", "uniform") == 1).all())
     with pytest.raises(ValueError, match="uniform, min_snr"):
         loss_weight(snr, "epsilon", "p2")
 
 
 def oracle(x0_fixed, prediction_type):
-    """A model that knows the data is the single point x0_fixed: it recovers eps, x0 and v exactly."""
+    """A model that knows the data is the single point x0_fixed: it recovers eps, x0, v and flow exactly."""
 
     def model(x_t, t, labels):
         abar = SCHEDULE.at(SCHEDULE.alphas_cumprod, t, x_t)
@@ -134,13 +151,13 @@ def test_loss_draws_timesteps_from_the_generator():
 
 
 def test_uniform_timesteps_are_the_plain_randint_draws():
-    drawn = sample_timesteps(256, 1000, torch.Generator().manual_seed(3), "cpu")
+    drawn = sample_timesteps(256, SCHEDULE, torch.Generator().manual_seed(3), "cpu")
     assert torch.equal(drawn, torch.randint(0, 1000, (256,), generator=torch.Generator().manual_seed(3)))
 
 
 def test_logit_normal_timesteps_concentrate_on_the_middle_and_shift_with_the_mean():
     """t/T = sigmoid(N(m, s^2)): the median is T * sigmoid(m), and |logit(t/T) - m| < s about 68% of the time."""
-    draw = lambda mean, seed=0: sample_timesteps(20_000, 1000, torch.Generator().manual_seed(seed), "cpu",  # noqa: E731
+    draw = lambda mean, seed=0: sample_timesteps(20_000, SCHEDULE, torch.Generator().manual_seed(seed), "cpu",  # noqa: E731
                                                  "logit_normal", mean, 1.0)
     centred, noisier = draw(0.0), draw(1.0)
     assert centred.dtype == torch.long and 0 <= centred.min() and centred.max() <= 999
@@ -152,8 +169,8 @@ def test_logit_normal_timesteps_concentrate_on_the_middle_and_shift_with_the_mea
 
 
 def test_unknown_timestep_sampling_lists_the_allowed_names():
-    with pytest.raises(ValueError, match="uniform, logit_normal"):
-        sample_timesteps(4, 1000, torch.Generator(), "cpu", "cosine")
+    with pytest.raises(ValueError, match="uniform, logit_normal, log_normal_sigma"):
+        sample_timesteps(4, SCHEDULE, torch.Generator(), "cpu", "cosine")
 
 
 def test_loss_is_built_from_the_diffusion_params():
@@ -163,3 +180,36 @@ def test_loss_is_built_from_the_diffusion_params():
     assert (loss.schedule, loss.prediction_type, loss.weighting, loss.gamma) == (SCHEDULE, "sample", "uniform", 2.0)
     assert (loss.timestep_sampling, loss.logit_mean, loss.logit_std) == ("logit_normal", 0.5, 2.0)
     assert DiffusionLoss.from_config(cfg).schedule.num_timesteps == cfg.schedule.num_timesteps
+
+
+def test_log_normal_sigma_timesteps_have_the_edm_density_of_ln_sigma():
+    """ln sigma_t of the drawn t has mean P_mean and std P_std (to the grid's resolution) on the cosine schedule."""
+    cosine = NoiseSchedule.cosine(1000)
+    drawn = sample_timesteps(20_000, cosine, torch.Generator().manual_seed(0), "cpu", "log_normal_sigma", -1.2, 1.2)
+    log_sigma = cosine.sigmas[drawn].log()
+    assert drawn.dtype == torch.long and 0 <= drawn.min() and drawn.max() <= 999
+    assert log_sigma.mean().item() == pytest.approx(-1.2, abs=0.03)
+    assert log_sigma.std().item() == pytest.approx(1.2, abs=0.03)
+
+
+def test_nearest_log_sigma_picks_the_closest_grid_point_and_clamps_at_the_ends():
+    grid = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
+    queries = torch.tensor([-5.0, 0.4, 0.6, 1.9, 2.1, 9.0])
+    assert nearest_log_sigma(queries, grid).tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_edm_weighting_is_uniform_on_v_targets():
+    """Karras et al. 2022, Table 1: lambda(sigma) ||D - x0||^2 with lambda = (sigma^2 + 1) / sigma^2 (sigma_data = 1)
+    and D = the x0 a v-prediction implies equals ||v - v^||^2, the `uniform` loss on v targets."""
+    x0, eps, t, abar, x_t = noisy_batch()
+    v_hat = truth(x0, eps, abar)["v_prediction"] + 0.1 * torch.randn_like(x0)
+    sigma2 = SCHEDULE.sigmas[t] ** 2
+    edm = (sigma2 + 1) / sigma2 * (to_x0(v_hat, x_t, abar, "v_prediction") - x0).square().flatten(1).sum(1)
+    uniform = (v_hat - truth(x0, eps, abar)["v_prediction"]).square().flatten(1).sum(1)
+    torch.testing.assert_close(edm, uniform * loss_weight(SCHEDULE.snr(t), "v_prediction", "uniform"))
+
+
+def test_loss_takes_the_moments_of_the_chosen_density():
+    cfg = DiffusionConfig(timestep_sampling="log_normal_sigma", timestep_log_sigma_mean=-0.8, timestep_log_sigma_std=1.0)
+    assert DiffusionLoss.from_config(cfg, SCHEDULE).density_moments == (-0.8, 1.0)
+    assert DiffusionLoss.from_config(DiffusionConfig(), SCHEDULE).density_moments == (0.0, 1.0)

@@ -12,6 +12,7 @@ KINDS = {
     "linear": lambda: NoiseSchedule.linear(1000, 1e-4, 0.02),
     "scaled_linear": lambda: NoiseSchedule.scaled_linear(1000, 0.00085, 0.012),
     "cosine": lambda: NoiseSchedule.cosine(1000),
+    "rectified_flow": lambda: NoiseSchedule.rectified_flow(1000),
 }
 
 
@@ -66,12 +67,23 @@ def test_cosine_matches_closed_form_until_clipping():
     torch.testing.assert_close(s.alphas_cumprod[unclipped], f[unclipped])
 
 
+def test_rectified_flow_matches_the_straight_path_marginal_until_clipping():
+    """abar = (1 - t)^2 / ((1 - t)^2 + t^2) at t = (k + 1) / T: x_t / sqrt(abar) has the noise level t / (1 - t)."""
+    s = NoiseSchedule.rectified_flow(1000)
+    t = torch.arange(1, 1001, dtype=torch.float64) / 1000
+    torch.testing.assert_close(s.alphas_cumprod[:-1], ((1 - t) ** 2 / ((1 - t) ** 2 + t**2))[:-1])
+    torch.testing.assert_close(s.sigmas[:-1], (t / (1 - t))[:-1])
+    assert s.betas[-1].item() == 0.999 and (s.betas[:-1] < 0.999).all()  # abar(1) = 0, clipped as the cosine's
+
+
 def test_from_config_builds_each_kind():
     assert torch.equal(NoiseSchedule.from_config(ScheduleConfig(kind="linear")).betas, NoiseSchedule.linear().betas)
     cosine = NoiseSchedule.from_config(ScheduleConfig(kind="cosine", num_timesteps=50))
     assert torch.equal(cosine.betas, NoiseSchedule.cosine(50).betas)
     scaled = ScheduleConfig(kind="scaled_linear", beta_start=0.00085, beta_end=0.012)
     assert torch.equal(NoiseSchedule.from_config(scaled).betas, NoiseSchedule.scaled_linear().betas)
+    rf = NoiseSchedule.from_config(ScheduleConfig(kind="rectified_flow", num_timesteps=50))
+    assert torch.equal(rf.betas, NoiseSchedule.rectified_flow(50).betas)
 
 
 def test_rejects_betas_outside_unit_interval():

@@ -81,7 +81,7 @@ class UNetConfig(Section):
 class ScheduleConfig(Section):
     """Forward-process variance schedule (Ho et al. 2020; Nichol & Dhariwal 2021)."""
 
-    kind: Literal["linear", "scaled_linear", "cosine"] = "cosine"  # beta schedule family
+    kind: Literal["linear", "scaled_linear", "cosine", "rectified_flow"] = "cosine"  # beta schedule family; rectified_flow: x_t = (1 - t) x0 + t eps, rescaled (Liu et al. 2023)
     num_timesteps: int = Field(1000, ge=2, le=100_000)  # T, number of training noise levels
     beta_start: float = Field(1e-4, gt=0.0, lt=1.0)  # first beta (linear, scaled_linear)
     beta_end: float = Field(0.02, gt=0.0, lt=1.0)  # last beta (linear, scaled_linear)
@@ -89,7 +89,7 @@ class ScheduleConfig(Section):
 
     @model_validator(mode="after")
     def _check_betas(self) -> ScheduleConfig:
-        if self.kind != "cosine" and self.beta_start >= self.beta_end:
+        if self.kind in ("linear", "scaled_linear") and self.beta_start >= self.beta_end:
             raise ValueError(f"beta_start={self.beta_start} must be below beta_end={self.beta_end}")
         return self
 
@@ -171,12 +171,14 @@ class DiffusionConfig(Section):
 
     model: UNetConfig = UNetConfig()  # denoiser network (~1.0M parameters by default)
     schedule: ScheduleConfig = ScheduleConfig()  # forward process
-    prediction_type: PredictionType = "v_prediction"  # network output: eps, v (Salimans & Ho 2022) or x0
-    loss_weighting: LossWeighting = "min_snr"  # uniform or Min-SNR-gamma (Hang et al. 2023)
+    prediction_type: PredictionType = "v_prediction"  # network output: eps, v (Salimans & Ho 2022), x0, or flow u = eps - x0 (Liu et al. 2023)
+    loss_weighting: LossWeighting = "min_snr"  # uniform (on v targets: EDM's lambda(sigma), Karras et al. 2022) or Min-SNR-gamma (Hang et al. 2023)
     min_snr_gamma: float = Field(5.0, gt=0.0, le=1e6)  # gamma of Min-SNR weighting
-    timestep_sampling: TimestepSampling = "uniform"  # training t: uniform, or t/T logit-normal (Esser et al. 2024)
+    timestep_sampling: TimestepSampling = "uniform"  # training t: uniform, t/T logit-normal (Esser et al. 2024) or ln sigma normal (EDM, Karras et al. 2022)
     timestep_logit_mean: float = Field(0.0, ge=-4.0, le=4.0)  # logit_normal: mean of logit(t/T); > 0 favours noisier t
     timestep_logit_std: float = Field(1.0, gt=0.0, le=4.0)  # logit_normal: std of logit(t/T)
+    timestep_log_sigma_mean: float = Field(-1.2, ge=-10.0, le=10.0)  # log_normal_sigma: mean of ln sigma, sigma^2 = (1 - abar) / abar (EDM's P_mean)
+    timestep_log_sigma_std: float = Field(1.2, gt=0.0, le=10.0)  # log_normal_sigma: std of ln sigma (EDM's P_std)
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
     latents: Literal["sample", "mean"] = "sample"  # train on posterior samples z = mean + std * eps (LDM) or on the mean
     train: TrainConfig = unkeyed(DEFAULT_TRAIN)  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)

@@ -56,10 +56,27 @@ class NoiseSchedule:
         return cls((1 - f[1:] / f[:-1]).clamp(max=max_beta))
 
     @classmethod
+    def rectified_flow(cls, num_timesteps: int = 1000, max_beta: float = 0.999) -> NoiseSchedule:
+        """The straight path z_t = (1 - t) x0 + t eps as a VP schedule: abar(t) = (1 - t)^2 / ((1 - t)^2 + t^2).
+
+        Rectified flow (Liu et al. 2023, eq. 1, with their X_0, X_1 swapped), the optimal-transport path of
+        Lipman et al. 2023 (eq. 20-22 with sigma_min = 0), as used by Esser et al. 2024 (Sec. 3.1). Index k is
+        RF time t = (k + 1) / T. Dividing z_t by c = sqrt((1 - t)^2 + t^2) gives the VP variable
+        x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, so every sampler drives it unchanged; the network sees x_t
+        (input scaled to unit variance for unit data, as EDM's c_in does). abar(1) = 0 is clipped as in
+        `cosine`: beta_{T-1} = max_beta.
+        """
+        t = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps
+        f = (1 - t) ** 2 / ((1 - t) ** 2 + t**2)
+        return cls((1 - f[1:] / f[:-1]).clamp(max=max_beta))
+
+    @classmethod
     def from_config(cls, config: ScheduleConfig) -> NoiseSchedule:
         """The schedule a `ScheduleConfig` names."""
         if config.kind == "cosine":
             return cls.cosine(config.num_timesteps, s=config.cosine_s)
+        if config.kind == "rectified_flow":
+            return cls.rectified_flow(config.num_timesteps)
         build = cls.linear if config.kind == "linear" else cls.scaled_linear
         return build(config.num_timesteps, config.beta_start, config.beta_end)
 

@@ -3,9 +3,10 @@
 All runs start from the same x_T and labels, so rows compare samplers, not noise draws. For each
 (sampler, steps) a row holds the network calls (nfe), the sampler's wall time with the share spent
 outside the denoiser (`overhead`: the sampler's own arithmetic and Python), the generated latents'
-mean and std, and, scored by the feature classifier, the conditional accuracy and the FD of the
-features to as many real val images. Stage `sweep_samplers` writes the rows as `sweep.csv`; stage
-`evaluate` plots them per sampler; `bench/samplers.py` prints them as a table.
+mean and std, and, scored by the feature classifier, the conditional accuracy (overall and of the worst
+requested class) and the FD of the features to as many real val images. Stage `sweep_samplers` writes
+the rows as `sweep.csv`; stage `evaluate` plots them per sampler; `bench/samplers.py` prints them as a
+table.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from synthgen.seeds import derive_seed
 from synthgen.shards import read_arrays
 
 COLUMNS = ("sampler", "steps", "nfe", "seconds", "overhead", "images_per_s", "latent_mean", "latent_std",
-           "conditional_accuracy", "fd")
+           "conditional_accuracy", "worst_class_accuracy", "fd")
 
 
 class TimedEpsFn:

@@ -37,7 +37,7 @@ class TrainedDiffusion:
 
     model: UNet  # eval mode, requires_grad off
     schedule: NoiseSchedule  # on the model's device
-    prediction_type: str  # epsilon, v_prediction or sample
+    prediction_type: str  # epsilon, v_prediction, sample or flow
     latent_shape: tuple[int, int, int]  # (C, H, W) of one scaled latent
     num_classes: int  # 0 for an unconditional model
     null_label: int  # the CFG null class (= num_classes)
