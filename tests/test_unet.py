@@ -101,7 +101,7 @@ def test_diffusion_config_rejects_guidance_without_classes_and_too_many_steps():
         DiffusionConfig(model=UNetConfig(num_classes=0))
     with pytest.raises(pydantic.ValidationError, match="preview.steps"):
         DiffusionConfig(schedule={"num_timesteps": 100}, preview={"steps": 200})
-    with pytest.raises(pydantic.ValidationError, match="'linear', 'scaled_linear' or 'cosine'"):
+    with pytest.raises(pydantic.ValidationError, match="'linear', 'scaled_linear', 'cosine' or 'rectified_flow'"):
         DiffusionConfig(schedule={"kind": "sigmoid"})
 
 
