@@ -297,12 +297,13 @@ def test_release_without_refill_evaluates_once(monkeypatch, tmp_path):
 
 
 def test_refill_round_replaces_the_flagged_samples(original, reference, models_dir, tmp_path):
-    from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout
+    from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, FilterLayout
     from synthgen.stages.release import refill_round
 
     folder = copy_of(original, tmp_path / "ds")
     params = SimpleNamespace(sample=CFG, evaluate=SimpleNamespace(refill=RefillConfig(criteria=("near_duplicate",))))
-    inputs = SimpleNamespace(diffusion=DiffusionLayout(models_dir[0]), autoencoder=AutoencoderLayout(models_dir[1]))
+    inputs = SimpleNamespace(diffusion=DiffusionLayout(models_dir[0]), autoencoder=AutoencoderLayout(models_dir[1]),
+                             filter=FilterLayout(tmp_path / "unread"))  # CFG samples without the filter
     refill_round(params, inputs, folder, SEED, 1, select_flagged(folder, ("near_duplicate",)))
     assert tree_bytes(folder) == tree_bytes(reference)
 

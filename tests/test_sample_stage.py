@@ -26,7 +26,7 @@ def config(**overrides) -> SampleConfig:
     return SampleConfig.model_validate({**base, **overrides})
 
 
-def shard_bytes(models_dir, folder, cfg: SampleConfig, index=0, filter_dir=None) -> bytes:
+def shard_bytes(models_dir, filter_dir, folder, cfg: SampleConfig, index=0) -> bytes:
     models = load_models(*models_dir, "cpu")
     plan = build_plan(cfg, CLASS_NAMES)
     key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256)
@@ -37,15 +37,16 @@ def shard_bytes(models_dir, folder, cfg: SampleConfig, index=0, filter_dir=None)
 
 @pytest.mark.parametrize("screened", [False, True], ids=["no filter", "filter"])
 def test_shard_bytes_do_not_depend_on_batch_size_or_encode_threads(models_dir, filter_dir, tmp_path, screened):
-    f = filter_dir if screened else None
-    a = shard_bytes(models_dir, tmp_path / "a", config(batch_size=5, encode_workers=0), filter_dir=f)
-    b = shard_bytes(models_dir, tmp_path / "b", config(batch_size=2, encode_workers=2), filter_dir=f)
-    c = shard_bytes(models_dir, tmp_path / "c", config(batch_size=1, encode_workers=1), filter_dir=f)
+    screen = {} if screened else {"filter": {"enabled": False}}
+    a = shard_bytes(models_dir, filter_dir, tmp_path / "a", config(batch_size=5, encode_workers=0, **screen))
+    b = shard_bytes(models_dir, filter_dir, tmp_path / "b", config(batch_size=2, encode_workers=2, **screen))
+    c = shard_bytes(models_dir, filter_dir, tmp_path / "c", config(batch_size=1, encode_workers=1, **screen))
     assert a == b == c
 
 
-def test_different_seed_gives_different_images(models_dir, tmp_path):
-    assert shard_bytes(models_dir, tmp_path / "a", config()) != shard_bytes(models_dir, tmp_path / "b", config(seed=1))
+def test_different_seed_gives_different_images(models_dir, filter_dir, tmp_path):
+    assert (shard_bytes(models_dir, filter_dir, tmp_path / "a", config())
+            != shard_bytes(models_dir, filter_dir, tmp_path / "b", config(seed=1)))
 
 
 def write_params(tmp_path, **sample) -> str:

@@ -180,10 +180,11 @@ def generate_shard(models: GenerationModels, shard: ShardPlan, cfg: SampleConfig
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def screen_for(cfg: SampleConfig, folder: Path | None, models: GenerationModels,
+def screen_for(cfg: SampleConfig, folder: str | Path, models: GenerationModels,
                class_names: list[str]) -> SampleFilter | None:
-    """The filter of `folder` (None: no filter) on the models' device, checked against the classes drawn."""
-    if folder is None:
+    """The filter of `folder` on the models' device, checked against the classes drawn; None when
+    `sample.filter.enabled` is off (then `folder` is never read)."""
+    if not cfg.filter.enabled:
         return None
     screen = SampleFilter(load_filter(str(folder), str(models.device)), cfg.filter, cfg.micro_batch)
     screen.check_classes(class_names, folder)
@@ -201,7 +202,7 @@ class ShardJob:
     class_names: list[str]
     provenance: Provenance
     out: str | Path  # a local folder or an fsspec URL
-    filter: Path | None = None  # the filter classifier's folder; None samples without one
+    filter: Path  # the filter classifier's folder, read only when sample.filter.enabled
 
     def make(self, index: int) -> dict[str, Any]:
         """Generate shard `index`, write it atomically, then record its receipt; returns its manifest entry."""

@@ -75,8 +75,7 @@ def refill_round(params: Params, inputs: Inputs, target: Path, seed: int, round:
     cfg = params.sample
     models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device, cfg.compile,
                          cfg.channels_last)
-    filter_dir = inputs.filter.root if cfg.filter.enabled else None
-    screen = screen_for(cfg, filter_dir, models, models.diffusion.class_names)
+    screen = screen_for(cfg, inputs.filter.root, models, models.diffusion.class_names)
     with cpu_threads(cfg.cpu_threads):
         refill_dataset(target, flagged, models, cfg, seed, round, params.evaluate.refill.criteria, screen)
 

@@ -118,12 +118,12 @@ def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = N
     models = load_models(str(inputs.diffusion.root), str(inputs.autoencoder.root), cfg.device)
     class_names = models.diffusion.class_names
     plan = build_plan(cfg, class_names, seed)
-    filter_dir = inputs.filter.root if cfg.filter.enabled else None
-    screen = screen_for(cfg, filter_dir, models, class_names)
+    screen = screen_for(cfg, inputs.filter.root, models, class_names)
     filter_sha256 = screen.sha256 if screen is not None else None
     key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256, filter_sha256)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
-    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out, filter_dir)
+    job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out,
+                   inputs.filter.root)
     with output_claim(out, key):
         todo, done = pending_shards(out, plan, key)
         log.info("%d images in %d shards: %d already done, %d to make", plan.num_images, plan.num_shards, len(done),

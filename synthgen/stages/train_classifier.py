@@ -74,7 +74,13 @@ def fit_classifier(model_cfg: ClassifierConfig, train_cfg: TrainConfig, augment_
                  run_config=run_config)
 
 
-def check_same_size(train_pixels: np.ndarray, val_pixels: np.ndarray) -> None:
+def check_real_splits(train_pixels: np.ndarray, train_labels: np.ndarray, val_pixels: np.ndarray,
+                      val_labels: np.ndarray, num_classes: int) -> None:
+    """Refuse real splits a classifier cannot learn and be measured on: empty val, bad arrays, two sizes."""
+    if len(val_pixels) == 0:
+        raise SynthgenError("the val split is empty: the classifier is measured on it; raise data.val_fraction")
+    check_images(train_pixels, train_labels, "train", num_classes)
+    check_images(val_pixels, val_labels, "val", num_classes)
     if train_pixels.shape[1:] != val_pixels.shape[1:]:
         raise SynthgenError(f"train images are {train_pixels.shape[1:3]} but val images are {val_pixels.shape[1:3]}; "
                             "prepare both splits at one resolution")
@@ -89,11 +95,7 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     """
     out_dir = Path(out_dir)
     num_classes = len(class_names)
-    if len(val_pixels) == 0:
-        raise SynthgenError("the val split is empty: the classifier is measured on it; raise data.val_fraction")
-    check_images(train_pixels, train_labels, "train", num_classes)
-    check_images(val_pixels, val_labels, "val", num_classes)
-    check_same_size(train_pixels, val_pixels)
+    check_real_splits(train_pixels, train_labels, val_pixels, val_labels, num_classes)
     # 1) the feature classifier, on every training image
     result = fit_classifier(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir)
     # 2) the CAS reference: the CAS schedule on as many real images as CAS trains on synthetic ones

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from synthgen.config.params import Params
-from synthgen.evaluation.features import check_images, class_accuracy
+from synthgen.evaluation.features import class_accuracy
 from synthgen.evaluation.trained import write_trained
 from synthgen.outputs import writes
 from synthgen.shards import read_arrays
 from synthgen.stages.layout import PreparedLayout
-from synthgen.stages.train_classifier import check_same_size, fit_classifier
+from synthgen.stages.train_classifier import check_real_splits, fit_classifier
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,7 @@ def train_filter(params: Params, train_pixels: np.ndarray, train_labels: np.ndar
     """Train the filter on real uint8 images (N, H, W, 3), measure it on real val, write `out_dir`."""
     cfg, augment = params.sample.filter, params.evaluate.augment
     num_classes = len(class_names)
-    check_images(train_pixels, train_labels, "train", num_classes)
-    check_images(val_pixels, val_labels, "val", num_classes)
-    check_same_size(train_pixels, val_pixels)
+    check_real_splits(train_pixels, train_labels, val_pixels, val_labels, num_classes)
     result = fit_classifier(cfg.classifier, cfg.train, augment, train_pixels, train_labels, num_classes, out_dir)
     if result.rank != 0:
         return {"rank": result.rank}
