@@ -44,19 +44,28 @@ def flops_per_step(batch_size: int) -> float:
     return counter.get_total_flops()
 
 
-def time_step(batch_size: int, fused: bool, flops: float, args: argparse.Namespace) -> dict[str, float]:
-    """Mean milliseconds of forward, backward and optimizer over args.steps steps, after warm-up."""
+def time_step(batch_size: int, fused: bool, flops: float, args: argparse.Namespace,
+              channels_last: bool = False, compiled: bool = False) -> dict[str, float]:
+    """Mean milliseconds of forward, backward and optimizer over args.steps steps, after warm-up.
+
+    `warmup_s` is the wall time of the warm-up steps, which include torch.compile's compilation.
+    """
     device = torch.device(args.device)
-    net = default_unet().to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    net = default_unet().to(device, memory_format=memory_format)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
-    x = torch.randn(batch_size, *LATENT_SHAPE, device=device)
+    model = torch.compile(net) if compiled else net
+    x = torch.randn(batch_size, *LATENT_SHAPE, device=device).contiguous(memory_format=memory_format)
     t = torch.randint(0, 1000, (batch_size,), device=device)
     y = torch.randint(0, net.config.num_classes + 1, (batch_size,), device=device)
     totals = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    start = time.perf_counter()
     for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            warmup_s = time.perf_counter() - start
         marks = [time.perf_counter()]
         with bf16_autocast(device, True, cpu=True):
-            loss = (net(x, t, y).float() - x).pow(2).mean()
+            loss = (model(x, t, y).float() - x).pow(2).mean()
         sync(device)
         marks.append(time.perf_counter())
         loss.backward()
@@ -71,7 +80,7 @@ def time_step(batch_size: int, fused: bool, flops: float, args: argparse.Namespa
                 totals[key] += (end - start) * 1000 / args.steps
     step_ms = sum(totals.values())
     return {**totals, "step": step_ms, "images_per_s": batch_size * 1000 / step_ms,
-            "gflop_per_s": flops / step_ms / 1e6}
+            "gflop_per_s": flops / step_ms / 1e6, "warmup_s": warmup_s}
 
 
 def main() -> None:
@@ -81,6 +90,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    parser.add_argument("--layouts", action="store_true",
+                        help="also time channels_last and torch.compile (fused AdamW, largest batch)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,6 +109,23 @@ def main() -> None:
     if large != small:
         print(f"batch {large} / batch {small} step time (fused): "
               f"{rows[large, True]['step'] / rows[small, True]['step']:.2f} for {large / small:.0f}x the latents")
+    if args.layouts:
+        time_layouts(large, args)
+
+
+def time_layouts(batch_size: int, args: argparse.Namespace) -> None:
+    """The fused step at `batch_size` in eager and compiled form, NCHW and channels_last, side by side."""
+    flops = flops_per_step(batch_size)
+    print(f"\n| batch {batch_size}, fused AdamW | warm-up s | step ms | latents/s | ratio to eager NCHW |")
+    print("| --- | --- | --- | --- | --- |")
+    base = None
+    for compiled in (False, True):
+        for channels_last in (False, True):
+            r = time_step(batch_size, True, flops, args, channels_last=channels_last, compiled=compiled)
+            base = base or r["step"]
+            name = f"{'torch.compile' if compiled else 'eager'}, {'channels_last' if channels_last else 'NCHW'}"
+            print(f"| {name} | {r['warmup_s']:.1f} | {r['step']:.1f} | {r['images_per_s']:.0f} | "
+                  f"{r['step'] / base:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

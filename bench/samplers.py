@@ -32,6 +32,8 @@ from synthgen.evaluation.sweep import COLUMNS, ClassifierScore, sweep_labels, sw
 from synthgen.evaluation.trained import load_classifier
 from synthgen.generate.models import load_models
 from synthgen.imaging import save_grid
+from synthgen.ldm.trained import RAW_WEIGHTS, WEIGHTS
+from synthgen.training.trained_folder import load_weights
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, LatentsLayout, PreparedLayout
 
 
@@ -80,6 +82,8 @@ def main() -> None:
     parser.add_argument("--classifier", default=None, help="trained classifier folder: adds accuracy and FD")
     parser.add_argument("--prepared", default=PreparedLayout.DEFAULT, help="prepared data (its val split is the FD reference)")
     parser.add_argument("--grids", default=None, help="folder for one decoded per-class grid per run")
+    parser.add_argument("--weights", default=WEIGHTS, choices=[WEIGHTS, RAW_WEIGHTS],
+                        help="the denoiser's EMA weights (default) or the raw weights of its last training step")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
@@ -98,6 +102,8 @@ def main() -> None:
         base = base.model_copy(update={"guidance_method": args.guidance_method})
     base = with_guidance_options(base, args.guidance_option)
     models = load_models(args.diffusion, args.autoencoder, args.device)
+    if args.weights != WEIGHTS:
+        models.diffusion.model, _ = load_weights(models.diffusion.model, Path(args.diffusion) / args.weights, models.device)
     latents = load_latents(args.latents)
     data = scaled_latents(latents.mean, latents.std, latents.scale_factor, torch.Generator().manual_seed(args.seed))
     count = len(sweep_labels(models.diffusion.num_classes, args.per_class))
