@@ -14,7 +14,7 @@ Parts (pick with --parts; each is measured side by side in this one run, so rati
 - scale: time per 1,000 images of the core run (plan, resume scan, shards, receipts, metadata and
   manifest) at every --scale-sizes up to --scale-max-images with the model, and at every size for the
   bookkeeping alone (the same shard writes with one fixed image in place of the model).
-- ray: the real Prefect flow (`flows.sample.run_sample`, sample.task_runner=ray) with 1 and 2 workers:
+- ray: the real Prefect flow (`flows.sample.run_sample`, sample.task_runner=ray, no filter) with 1 and 2 workers:
   images/s, identical shard sha256s, Ray's listening addresses (loopback only) and its shutdown.
   Prefect runs in a throwaway PREFECT_HOME with analytics off.
 Without --diffusion/--autoencoder, untrained models of the default params' size are written to a temp dir.
@@ -498,11 +498,12 @@ def flow_seconds(manifest: dict) -> float:
 def ray_run(params: Path, workers: int, diffusion: str, autoencoder: str, out: Path) -> tuple[float, ListenWatch]:
     """Wall seconds of the sample flow with `workers` Ray workers, and what its child processes listened on."""
     from flows.sample import run_sample
+    from synthgen.config import load_params
 
     with ListenWatch() as watch:
         start = time.perf_counter()
-        run_sample(str(params), [f"sample.max_workers={workers}"], diffusion=diffusion, autoencoder=autoencoder,
-                   out=str(out))
+        run_sample(load_params(str(params), [f"sample.max_workers={workers}"]), diffusion=diffusion,
+                   autoencoder=autoencoder, out=str(out))
         return time.perf_counter() - start, watch
 
 
@@ -512,7 +513,8 @@ def ray_part(args, diffusion: str, autoencoder: str, tmp: Path) -> None:
     from synthgen.shards import read_manifest
 
     cfg = sample_config(args, args.ray_images, args.scale_steps, args.ray_per_shard, task_runner="ray",
-                        ray_num_gpus=args.ray_num_gpus)
+                        ray_num_gpus=args.ray_num_gpus,
+                        filter={"enabled": False})  # the sampling throughput alone (bench/filter.py measures the filter)
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump({"sample": cfg.model_dump(mode="json")}))
     print(f"\n## ray: {cfg.num_images} images in {-(-cfg.num_images // cfg.images_per_shard)} shards through "

@@ -104,6 +104,18 @@ def test_gpu_preset_validates():
     assert params.sample.task_runner == "ray" and params.sample.ray_num_gpus == 1
 
 
+def test_gpu_preset_names_every_key():
+    """A preset copied over params.yaml must name every key too (DVC tracks params by key)."""
+    from pathlib import Path
+
+    import yaml
+
+    from synthgen.config.params import Params
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "gpu.yaml"
+    assert set(leaf_keys(yaml.safe_load(path.read_text()))) == set(leaf_keys(Params().model_dump(mode="json")))
+
+
 def test_a_partial_training_section_overrides_only_the_keys_it_names_of_the_stage_defaults(tmp_path):
     from synthgen.config.autoencoder import DEFAULT_TRAIN
 

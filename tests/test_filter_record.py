@@ -46,3 +46,14 @@ def test_a_malformed_record_is_one_line(broken):
     with pytest.raises(SynthgenError, match=r"manifest's 'filter' record is malformed .*; sample the dataset again") as err:
         read_filter_record({"filter": broken})
     assert "\n" not in str(err.value)
+
+
+def test_a_record_gives_back_the_tally_it_was_made_from():
+    from types import SimpleNamespace
+
+    from synthgen.config.sample import FilterConfig
+    from synthgen.generate.filter import Tally
+
+    tally = Tally([7, 0, 999_983], [3, 0, 500_001], [5, 0, 777_777])
+    screen = SimpleNamespace(sha256="ab" * 32, cfg=FilterConfig())
+    assert Tally.from_record(tally.record(CLASSES, screen), CLASSES) == tally

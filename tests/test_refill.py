@@ -320,24 +320,42 @@ def test_a_refilled_release_is_not_sampled_again(monkeypatch, tmp_path, progress
     assert calls["refill"] == resumed
 
 
-def test_refill_screens_its_replacements_with_the_sample_filter(models, filter_dir, tmp_path):
+FILTER_CFG = CFG.model_copy(update={"filter": CFG.filter.model_copy(update={"enabled": True, "min_acceptance": 0.1})})
+
+
+@pytest.fixture(scope="module")
+def screen(models, filter_dir):
+    from synthgen.generate.shard_sampler import screen_for
+
+    return screen_for(FILTER_CFG, filter_dir, models, CLASS_NAMES)
+
+
+@pytest.fixture(scope="module")
+def screened(models, screen, tmp_path_factory):
+    """The 12-image dataset sampled with the filter, its near-duplicates flagged."""
+    folder, plan = tmp_path_factory.mktemp("screened") / "ds", build_plan(FILTER_CFG, CLASS_NAMES, SEED)
+    key = refill_module.key_of(FILTER_CFG, SEED, models, screen)
+    provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
+    entries = [generate_shard(models, plan.shard(i), FILTER_CFG, CLASS_NAMES, provenance, folder, screen=screen)
+               for i in range(plan.num_shards)]
+    finish_run(folder, plan, entries, CLASS_NAMES, {"sample": FILTER_CFG.model_dump(mode="json")}, {"seed": SEED},
+               screen)
+    write_quality(folder, near_duplicate=FLAGGED)
+    return folder
+
+
+def screened_refill(folder, models, screen):
+    return refill_dataset(folder, FLAGGED, models, FILTER_CFG, SEED, 1, ("near_duplicate",), screen)
+
+
+def test_refill_screens_its_replacements_with_the_sample_filter(models, screen, screened, tmp_path):
     import numpy as np
     import polars as pl
 
-    from synthgen.generate.shard_sampler import screen_for
     from synthgen.shards import read_arrays
 
-    cfg = CFG.model_copy(update={"filter": CFG.filter.model_copy(update={"enabled": True, "min_acceptance": 0.1})})
-    screen = screen_for(cfg, filter_dir, models, CLASS_NAMES)
-    folder, plan = tmp_path / "ds", build_plan(cfg, CLASS_NAMES, SEED)
-    key = refill_module.key_of(cfg, SEED, models, screen)
-    provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
-    entries = [generate_shard(models, plan.shard(i), cfg, CLASS_NAMES, provenance, folder, screen=screen)
-               for i in range(plan.num_shards)]
-    finish_run(folder, plan, entries, CLASS_NAMES, {"sample": cfg.model_dump(mode="json")}, {"seed": SEED}, screen)
-    write_quality(folder, near_duplicate=FLAGGED)
-    refill_dataset(folder, select_flagged(folder, ("near_duplicate",)), models, cfg, SEED, 1, ("near_duplicate",),
-                   screen)
+    folder = shutil.copytree(screened, tmp_path / "ds")
+    screened_refill(folder, models, screen)
     rows = pl.read_parquet(folder / "metadata.parquet").filter(pl.col("refill_round") == 1).sort("key")
     assert sorted(rows["replaces"]) == FLAGGED and rows["filter_confidence"].null_count() == 0
     pixels, _, keys = read_arrays(folder)
@@ -345,3 +363,33 @@ def test_refill_screens_its_replacements_with_the_sample_filter(models, filter_d
     verdicts = screen.judge(np.stack([by_key[k] for k in rows["key"]]), rows["label"].to_numpy())
     assert verdicts.accepted.all() and np.allclose(verdicts.confidence, rows["filter_confidence"].to_numpy())
     assert verify_dataset(folder) == []
+
+
+def test_the_filter_record_counts_the_refill_draws(models, screen, screened, tmp_path):
+    import polars as pl
+
+    folder = shutil.copytree(screened, tmp_path / "ds")
+    before = read_manifest(folder)["filter"]
+    screened_refill(folder, models, screen)
+    after = read_manifest(folder)["filter"]
+    rows = pl.read_parquet(folder / "metadata.parquet").filter(pl.col("refill_round") == 1)
+    assert after["attempts"] == before["attempts"] + rows["attempts"].sum() > before["attempts"]
+    assert after["accepted"] == before["accepted"] + len(FLAGGED)
+    assert after["acceptance_rate"] == after["accepted"] / after["attempts"]
+    for label, name in enumerate(CLASS_NAMES):
+        drawn = rows.filter(pl.col("label") == label)
+        was = before["per_class"].get(name, {"attempts": 0, "accepted": 0})
+        assert after["per_class"][name]["attempts"] == was["attempts"] + drawn["attempts"].sum()
+        assert after["per_class"][name]["accepted"] == was["accepted"] + len(drawn)
+
+
+def test_a_crashed_screened_round_keeps_the_draws_of_its_staging_shard(models, screen, screened, tmp_path, monkeypatch):
+    reference = shutil.copytree(screened, tmp_path / "reference")
+    screened_refill(reference, models, screen)
+    folder = shutil.copytree(screened, tmp_path / "ds")
+    with monkeypatch.context() as m:
+        crash_on(m, refill_module, "write_shard", 1)  # after the staging shard, one shard rewritten
+        with pytest.raises(Crash):
+            screened_refill(folder, models, screen)
+    screened_refill(folder, models, screen)
+    assert read_manifest(folder)["filter"] == read_manifest(reference)["filter"]

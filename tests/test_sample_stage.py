@@ -90,10 +90,11 @@ def test_flow_writes_dataset_with_traceable_rows(reference, models_dir):
     rows = pl.read_parquet(reference / "metadata.parquet")
     assert rows["key"].n_unique() == 12
     assert set(rows.columns) >= {"key", "shard", "index", "label", "class_name", "seed", "sampler", "steps", "eta",
-                                 "guidance_scale", "diffusion_sha256", "autoencoder_sha256", "config_hash",
-                                 "sha256", "width", "height", "format"}
+                                 "guidance_scale", "guidance_method", "diffusion_sha256", "autoencoder_sha256",
+                                 "config_hash", "sha256", "width", "height", "format"}
     assert rows["label"].value_counts().sort("label")["count"].to_list() == [4, 4, 4]
     assert rows["width"].unique().to_list() == [16] and rows["sampler"].unique().to_list() == ["ddim"]
+    assert rows["guidance_method"].unique().to_list() == [config().sampler.guidance_method]
     diffusion_sha = load_models(*models_dir, "cpu").diffusion.sha256
     assert rows["diffusion_sha256"].unique().to_list() == [diffusion_sha]
     assert "host" in manifest["run"] and "host" not in rows.columns

@@ -96,6 +96,17 @@ class Tally:
     def from_json(cls, record: dict[str, list[int]]) -> Tally:
         return cls(list(record["attempts"]), list(record["accepted"]), list(record["top1"]))
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any], class_names: list[str]) -> Tally:
+        """The counts of a manifest `filter` record as `record` writes it (round(raw_accuracy x attempts) is top1, exactly)."""
+        tally = cls.empty(len(class_names))
+        for label, name in enumerate(class_names):
+            if name in record["per_class"]:
+                c = record["per_class"][name]
+                tally.attempts[label], tally.accepted[label] = c["attempts"], c["accepted"]
+                tally.top1[label] = round(c["raw_accuracy"] * c["attempts"])
+        return tally
+
     def record(self, class_names: list[str], screen: SampleFilter) -> dict[str, Any]:
         """The manifest's `filter` record: settings, the filter's sha256, and acceptance overall and per class."""
         per_class = {

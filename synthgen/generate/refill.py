@@ -6,9 +6,11 @@ replacement goes into the shard of the sample it replaces, so shard names, sizes
 
 A round runs in crash-safe steps inside the dataset folder:
   1. plan it from the committed dataset and journal the plan in `__refill__/round-NNN.json`;
-  2. generate every replacement into the staging shard `__refill__/round-NNN.tar` (sample-stage code);
+  2. generate every replacement into the staging shard `__refill__/round-NNN.tar` (sample-stage code), with a
+     receipt that keeps the filter's tally of the round's draws;
   3. rewrite each shard the plan names: kept samples, then its replacements (atomic, idempotent);
-  4. commit: metadata.parquet, then manifest.json (which records the round); then clean up.
+  4. commit: metadata.parquet, then manifest.json (which records the round and adds the round's draws to the
+     `filter` record); then clean up.
 A rerun after a crash resumes the journalled plan (it still names the committed manifest by sha256),
 or sees in the manifest that the round is done. Every row of a generated dataset has `refill_round`
 (0: original) and `replaces` (the key it replaced; null for originals) from the start (the declared
@@ -34,12 +36,13 @@ from synthgen.config.sample import SampleConfig
 from synthgen.errors import SynthgenError
 from synthgen.generate.models import GenerationModels
 from synthgen.generate.plan import ShardPlan
-from synthgen.generate.filter import SampleFilter
+from synthgen.generate.filter import SampleFilter, Tally
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
 from synthgen.shards.keys import parse_sample_key, sample_key
 from synthgen.shards.names import INDEX_DIR, MANIFEST, METADATA, REFILL, shard_index_name
+from synthgen.shards.progress import record_done, resume_state
 from synthgen.shards.schema import SAMPLE_COLUMNS
 from synthgen.stages.layout import EvalLayout, SyntheticLayout
 from synthgen.stages.sample import run_key
@@ -209,21 +212,29 @@ def shard_samples(tar_path: Path) -> dict[str, ShardSample]:
 
 
 def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg: SampleConfig,
-                  class_names: list[str], screen: SampleFilter | None) -> Path:
+                  class_names: list[str], screen: SampleFilter | None) -> dict[str, Any]:
     """Generate the round's replacements with the sample stage's code, screened by the sample stage's filter,
-    into `__refill__/round-NNN.tar` (once)."""
-    path = folder / REFILL / f"{round_stem(plan.round)}.tar"
-    wanted = [r.key for r in plan.replacements]
-    if path.is_file() and shard_index(path).is_file():
-        if pq.read_table(shard_index(path), columns=["key"])["key"].to_pylist() == wanted:
-            return path  # published atomically by an earlier attempt of this round
+    into `__refill__/round-NNN.tar` (once, with a receipt); its entry, with the filter's tally under "filter"."""
+    staging, name = folder / REFILL, f"{round_stem(plan.round)}.tar"
+    done = resume_state(staging, plan.config_hash)
+    if name in done:
+        return done[name]  # published by an earlier attempt of this round
     reps = plan.replacements
-    shard = ShardPlan(plan.round, path.name, np.array([r.index for r in reps]), np.array([r.label for r in reps]),
+    shard = ShardPlan(plan.round, name, np.array([r.index for r in reps]), np.array([r.label for r in reps]),
                       tuple(r.seed for r in reps))
     provenance = RefillProvenance(models.diffusion.sha256, models.autoencoder.sha256, plan.config_hash, plan.round,
                                   tuple(r.replaces for r in reps))
-    generate_shard(models, shard, cfg, class_names, provenance, path.parent, screen=screen)
-    return path
+    entry = generate_shard(models, shard, cfg, class_names, provenance, staging, screen=screen)
+    record_done(staging, entry, plan.config_hash)
+    return entry
+
+
+def filter_record(manifest: dict[str, Any], staged: dict[str, Any], screen: SampleFilter | None) -> dict | None:
+    """The manifest's `filter` record with the round's draws (the staging shard's tally) added; None without a filter."""
+    if screen is None:
+        return manifest.get("filter")
+    names = manifest["class_names"]
+    return (Tally.from_record(manifest["filter"], names) + Tally.from_json(staged["filter"])).record(names, screen)
 
 
 def rewrite_shards(folder: Path, plan: RefillPlan, staged: dict[str, ShardSample]) -> dict[str, dict[str, Any]]:
@@ -236,8 +247,10 @@ def rewrite_shards(folder: Path, plan: RefillPlan, staged: dict[str, ShardSample
     return entries
 
 
-def commit(folder: Path, manifest: dict[str, Any], plan: RefillPlan, entries: dict[str, dict[str, Any]]) -> dict:
-    """metadata.parquet, then manifest.json recording the round; the verdict of an earlier evaluation is dropped."""
+def commit(folder: Path, manifest: dict[str, Any], plan: RefillPlan, entries: dict[str, dict[str, Any]],
+           filtered: dict | None) -> dict:
+    """metadata.parquet, then manifest.json recording the round and the `filter` record `filtered`; the verdict of an
+    earlier evaluation is dropped."""
     shards = [entries.get(s["name"], s) for s in manifest["shards"]]
     if sum(s["count"] for s in shards) != manifest["num_samples"]:
         raise RuntimeError(f"refill of {folder} would change its sample count; nothing was committed")
@@ -248,7 +261,7 @@ def commit(folder: Path, manifest: dict[str, Any], plan: RefillPlan, entries: di
               "next_index": plan.next_index, "history": history}
     extra = {k: v for k, v in manifest.items() if k not in (*DATASET_FIELDS, "gate_reasons")}
     return finish_dataset(folder, shards, config=manifest["config"],
-                          extra={**extra, "status": "generated", "refill": record})
+                          extra={**extra, "status": "generated", "refill": record, "filter": filtered})
 
 
 def tidy(folder: Path) -> None:
@@ -325,10 +338,9 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
     if plan is None:
         return {"round": round, "replaced": 0, "num_samples": manifest["num_samples"], "rounds": done, "resumed": False}
     EvalLayout(folder).quality.unlink(missing_ok=True)  # it describes samples that are going
-    staged = {}
-    if plan.replacements:
-        staged = shard_samples(staging_shard(folder, plan, models, sample_cfg, manifest["class_names"], screen))
-    committed = commit(folder, manifest, plan, rewrite_shards(folder, plan, staged))
+    staged = staging_shard(folder, plan, models, sample_cfg, manifest["class_names"], screen)
+    entries = rewrite_shards(folder, plan, shard_samples(folder / REFILL / staged["name"]))
+    committed = commit(folder, manifest, plan, entries, filter_record(manifest, staged, screen))
     tidy(folder)
     log.info("refill round %d of %s: replaced %d samples", round, folder, len(plan.flagged))
     return {"round": round, "replaced": len(plan.flagged), "num_samples": committed["num_samples"], "rounds": round,

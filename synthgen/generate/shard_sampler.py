@@ -51,7 +51,7 @@ class Provenance:
         return {
             "seed": seed,
             "sampler": s.name, "steps": s.steps, "eta": float(s.eta), "guidance_scale": float(s.guidance_scale),
-            "timestep_spacing": s.timestep_spacing,
+            "guidance_method": s.guidance_method, "timestep_spacing": s.timestep_spacing,
             "diffusion_sha256": self.diffusion_sha256, "autoencoder_sha256": self.autoencoder_sha256,
             "config_hash": self.config_hash,
         }

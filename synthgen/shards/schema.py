@@ -51,6 +51,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("steps", pa.int32(), "generation", "sampler steps", None),
     Column("eta", pa.float64(), "generation", "sampler stochasticity (DDIM eta)", None),
     Column("guidance_scale", pa.float64(), "generation", "classifier-free guidance scale", None),
+    Column("guidance_method", pa.string(), "generation", "how guidance combines the predictions: cfg, cfg_rescale or apg", None),
     Column("timestep_spacing", pa.string(), "generation", "how the sampler's timesteps are spaced", None),
     Column("diffusion_sha256", pa.string(), "generation", "sha256 of the diffusion checkpoint", None),
     Column("autoencoder_sha256", pa.string(), "generation", "sha256 of the autoencoder checkpoint", None),
