@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--filter", required=True, help="a train_filter folder")
     ap.add_argument("--images", type=int, default=250, help="samples in the one shard drawn by both runs")
     ap.add_argument("--min-confidence", type=float, default=None, help="override sample.filter.min_confidence")
+    ap.add_argument("--guidance", type=float, default=None, help="override sample.sampler.guidance_scale")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--judge", help="an evaluator folder: print acceptance against its accuracy instead of cost")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.5, 0.7, 0.9, 0.95, 0.99])
@@ -73,6 +74,8 @@ def main() -> None:
     cfg = SampleConfig(num_images=args.images, images_per_shard=args.images, device="cpu", encode_workers=1)
     if args.min_confidence is not None:
         cfg = cfg.model_copy(update={"filter": cfg.filter.model_copy(update={"min_confidence": args.min_confidence})})
+    if args.guidance is not None:
+        cfg = cfg.model_copy(update={"sampler": cfg.sampler.model_copy(update={"guidance_scale": args.guidance})})
     models = load_models(args.diffusion, args.autoencoder, "cpu")
     names = models.diffusion.class_names
     screen = screen_for(cfg, Path(args.filter), models, names)
