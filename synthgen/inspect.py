@@ -23,7 +23,7 @@ from synthgen.storage import Store, is_url, join, open_store, split_location
 from synthgen.verify import dataset_failures, release_entry, release_failures
 
 QUALITY = "quality.parquet"
-GENERATION_COLUMNS = ("sampler", "steps", "eta", "guidance_scale")  # per-sample metadata written by `sample`
+GENERATION_COLUMNS = ("sampler", "steps", "eta", "guidance_scale", "guidance_method")  # per-sample metadata written by `sample`
 IMAGE_COLUMNS = ("format", "width", "height")
 LABEL_WIDTH = 15  # the left column of the printed summary
 
@@ -172,7 +172,7 @@ def _when(iso: str | None) -> str:
 
 
 def _line(label: str, text: str) -> str:
-    return f"{label:<{LABEL_WIDTH}}{text}"
+    return f"{label:<{LABEL_WIDTH}} {text}" if len(label) >= LABEL_WIDTH else f"{label:<{LABEL_WIDTH}}{text}"
 
 
 def _block(title: str, items: Mapping[Any, Any]) -> list[str]:

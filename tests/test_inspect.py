@@ -19,7 +19,7 @@ def test_dataset_summary_counts_classes_shards_and_generation(tmp_path):
     assert s["classes"] == {"class0": 3, "class1": 2, "class2": 2}
     assert s["verification"] == {"ok": True, "checked_shards": 3, "failures": []}
     assert s["generation"] == {"sampler": {"ddim": 3, "ddpm": 4}, "steps": {10: 4, 20: 3}, "eta": {0.0: 7},
-                               "guidance_scale": {2.0: 7}}
+                               "guidance_scale": {2.0: 7}, "guidance_method": {"cfg_rescale": 7}}
     assert s["images"] == {"format": {"png": 7}, "size": {"8x8": 7}}
     assert s["gate"] is None and s["metrics"] == {} and s["quality"] is None
     json.dumps(s)  # the CLI can print it as JSON
@@ -30,7 +30,7 @@ def test_dataset_summary_counts_classes_shards_and_generation(tmp_path):
     assert "classes        3\n  class0  3\n  class1  2\n  class2  2\n" in text
     assert "format         png: 7\nsize           8x8: 7\n" in text
     assert "sampler        ddim: 3, ddpm: 4\nsteps          10: 4, 20: 3\n" in text
-    assert "guidance_scale 2.0: 7" in text
+    assert "guidance_scale 2.0: 7" in text and "guidance_method cfg_rescale: 7" in text
 
 
 def test_changed_shard_fails_verification(tmp_path):

@@ -393,3 +393,18 @@ def test_a_crashed_screened_round_keeps_the_draws_of_its_staging_shard(models, s
             screened_refill(folder, models, screen)
     screened_refill(folder, models, screen)
     assert read_manifest(folder)["filter"] == read_manifest(reference)["filter"]
+
+
+def test_a_refill_below_the_acceptance_floor_fails_and_commits_nothing(models, filter_dir, screened, tmp_path):
+    from synthgen.errors import SynthgenError
+    from synthgen.generate.shard_sampler import screen_for
+
+    folder = shutil.copytree(screened, tmp_path / "ds")
+    before = read_manifest(folder)
+    worst = min(before["filter"]["per_class"].values(), key=lambda c: c["acceptance_rate"])["acceptance_rate"]
+    assert worst < 1, "the fixture needs a class with a rejected draw"
+    strict = FILTER_CFG.model_copy(update={"filter": FILTER_CFG.filter.model_copy(update={"min_acceptance": 1.0})})
+    with pytest.raises(SynthgenError, match="below sample.filter.min_acceptance = 1.0"):
+        refill_dataset(folder, FLAGGED, models, FILTER_CFG, SEED, 1, ("near_duplicate",),
+                       screen_for(strict, filter_dir, models, CLASS_NAMES))
+    assert read_manifest(folder) == before and verify_dataset(folder) == []

@@ -39,7 +39,7 @@ def write_dataset(folder, n=6, max_count=4, extra=None, seed=0):
         for i in range(n):
             pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
             meta = {"seed": 100 + i, "sampler": "ddim" if i % 2 else "ddpm", "steps": 10 * (1 + i % 2),
-                    "eta": 0.0, "guidance_scale": 2.0}
+                    "eta": 0.0, "guidance_scale": 2.0, "guidance_method": "cfg_rescale"}
             writer.write(ShardSample(f"synthetic-{i:09d}", encode_image(pixels), i % 3, f"class{i % 3}", 8, 8,
                                      "png", meta))
         return writer.finish_dataset(config={"sample": {"seed": seed}}, extra=extra)

@@ -49,6 +49,15 @@ def test_different_seed_gives_different_images(models_dir, filter_dir, tmp_path)
             != shard_bytes(models_dir, filter_dir, tmp_path / "b", config(seed=1)))
 
 
+def test_run_key_changes_with_the_metadata_columns(monkeypatch):
+    """A receipt written before a column was added belongs to another run, so resume remakes its shard."""
+    import synthgen.stages.sample as sample_stage
+
+    before = run_key(config(), 0, "d", "a")
+    monkeypatch.setattr(sample_stage, "COLUMNS", sample_stage.COLUMNS[:-1])
+    assert run_key(config(), 0, "d", "a") != before
+
+
 def write_params(tmp_path, **sample) -> str:
     import yaml
 

@@ -36,7 +36,7 @@ from synthgen.config.sample import SampleConfig
 from synthgen.errors import SynthgenError
 from synthgen.generate.models import GenerationModels
 from synthgen.generate.plan import ShardPlan
-from synthgen.generate.filter import SampleFilter, Tally
+from synthgen.generate.filter import SampleFilter, Tally, check_acceptance
 from synthgen.generate.shard_sampler import Provenance, generate_shard
 from synthgen.seeds import derive_seed
 from synthgen.shards import ShardSample, ShardStoreError, finish_dataset, read_manifest, verify_dataset, write_shard
@@ -230,11 +230,15 @@ def staging_shard(folder: Path, plan: RefillPlan, models: GenerationModels, cfg:
 
 
 def filter_record(manifest: dict[str, Any], staged: dict[str, Any], screen: SampleFilter | None) -> dict | None:
-    """The manifest's `filter` record with the round's draws (the staging shard's tally) added; None without a filter."""
+    """The manifest's `filter` record with the round's draws (the staging shard's tally) added; None without a filter.
+
+    Fails, before anything is committed, when a class's acceptance over all its draws falls below the floor."""
     if screen is None:
         return manifest.get("filter")
     names = manifest["class_names"]
-    return (Tally.from_record(manifest["filter"], names) + Tally.from_json(staged["filter"])).record(names, screen)
+    record = (Tally.from_record(manifest["filter"], names) + Tally.from_json(staged["filter"])).record(names, screen)
+    check_acceptance(record)
+    return record
 
 
 def rewrite_shards(folder: Path, plan: RefillPlan, staged: dict[str, ShardSample]) -> dict[str, dict[str, Any]]:
@@ -339,8 +343,9 @@ def refill_dataset(dataset_dir: str | Path, flagged_keys: Sequence[str] | None, 
         return {"round": round, "replaced": 0, "num_samples": manifest["num_samples"], "rounds": done, "resumed": False}
     EvalLayout(folder).quality.unlink(missing_ok=True)  # it describes samples that are going
     staged = staging_shard(folder, plan, models, sample_cfg, manifest["class_names"], screen)
+    record = filter_record(manifest, staged, screen)  # may fail the round: before any shard is rewritten
     entries = rewrite_shards(folder, plan, shard_samples(folder / REFILL / staged["name"]))
-    committed = commit(folder, manifest, plan, entries, filter_record(manifest, staged, screen))
+    committed = commit(folder, manifest, plan, entries, record)
     tidy(folder)
     log.info("refill round %d of %s: replaced %d samples", round, folder, len(plan.flagged))
     return {"round": round, "replaced": len(plan.flagged), "num_samples": committed["num_samples"], "rounds": round,

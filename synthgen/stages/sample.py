@@ -31,6 +31,7 @@ from synthgen.generate.shard_sampler import Provenance, ShardJob, screen_for
 from synthgen.outputs import claim
 from synthgen.shards import finish_dataset
 from synthgen.shards.progress import resume_state
+from synthgen.shards.schema import COLUMNS
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, FilterLayout, SyntheticLayout
 from synthgen.storage import is_url
 
@@ -49,11 +50,14 @@ def run_key(cfg: SampleConfig, seed: int, diffusion_sha256: str, autoencoder_sha
 
     The fields marked `unkeyed` (batch size, workers, threads, the task runner) are left out: they never change bytes.
     A filter's weights enter by their sha256 (its params are unkeyed: they change bytes only through the weights).
+    The metadata columns enter by name and type, so a shard written before a column was added is made again, not
+    merged with newer shards into a mixed schema.
     """
     checkpoints = {"diffusion": diffusion_sha256, "autoencoder": autoencoder_sha256}
     if filter_sha256 is not None:
         checkpoints["filter"] = filter_sha256
-    payload = canonical_json({"sample": cfg.key_dump(), "seed": seed, **checkpoints})
+    columns = [[c.name, str(c.type)] for c in COLUMNS]
+    payload = canonical_json({"sample": cfg.key_dump(), "seed": seed, **checkpoints, "columns": columns})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
