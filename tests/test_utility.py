@@ -13,16 +13,19 @@ from synthgen.config.evaluate import EvaluateConfig
 from synthgen.config.loader import ConfigError, load_params
 from synthgen.evaluation.inputs import LabelledImages, RealData
 from synthgen.metrics.utility import UtilityPoint, measure_utility, real_count, utility_metrics
-from synthgen.stages.evaluate import augmentation_utility
+from synthgen.stages.evaluate import classifier_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE, CLASSES = 8, ["red", "green", "blue"]
-TRAIN = {"batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "log_every": 10, "progress": False, "device": "cpu"}
+TRAIN = {"batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "log_every": 10, "progress": False, "device": "cpu",
+         "cpu_threads": 1}
 CFG = EvaluateConfig.model_validate({
     "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0, "stem_stride": 1},
     "augment": {"shift": 0},
+    "cas": {"samples": 60, "train": {**TRAIN, "steps": 10, "checkpoint_every": 10}},
     "utility": {"train": {**TRAIN, "steps": 30, "checkpoint_every": 30}},
+    "classifier_workers": 1,
 })
 
 
@@ -39,6 +42,14 @@ REAL = RealData(colour_images(60, seed=0), colour_images(60, seed=1), CLASSES)
 INFORMATIVE = colour_images(120, seed=2)
 SHUFFLED = LabelledImages(INFORMATIVE.pixels, np.random.default_rng(3).permutation(INFORMATIVE.labels),
                           INFORMATIVE.keys)
+
+
+def augmentation_utility(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages) -> list[UtilityPoint]:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as cas_dir:
+        return classifier_runs(cfg, real, synthetic, Path(cas_dir))[2]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +76,21 @@ def test_the_figures_are_deterministic_for_a_seed_and_n_nests(informative):
     three = CFG.model_copy(update={"utility": CFG.utility.model_copy(update={"fractions": (0.05, 0.2, 1.0)})})
     points = augmentation_utility(three, REAL, INFORMATIVE)
     assert [p.real_count for p in points] == [3, 12, 60] and [points[0], points[2]] == informative
+
+
+def test_runs_side_by_side_in_processes_give_the_figures_of_runs_one_by_one(informative, tmp_path):
+    """Two spawned workers (each with the runs' one thread) train the CAS and utility classifiers: same numbers."""
+    serial = classifier_runs(CFG, REAL, INFORMATIVE, tmp_path / "serial")
+    parallel = classifier_runs(CFG.model_copy(update={"classifier_workers": 2}), REAL, INFORMATIVE, tmp_path / "two")
+    assert parallel == serial and serial[2] == informative
+    assert losses(tmp_path / "two") == losses(tmp_path / "serial")
+
+
+def losses(run_dir) -> list[str]:
+    """The CAS run's loss column (metrics.csv also holds images/s, a timing)."""
+    import polars as pl
+
+    return pl.read_csv(run_dir / "metrics.csv")["loss"].to_list()
 
 
 def test_n_is_a_rounded_share_of_train_and_at_least_one():

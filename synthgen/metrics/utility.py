@@ -37,6 +37,11 @@ def real_count(fraction: float, num_train: int) -> int:
     return max(1, round(fraction * num_train))
 
 
+def utility_runs(fractions: Sequence[float], num_train: int) -> list[tuple[int, bool]]:
+    """The classifier runs the curve needs, as (n, with the synthetic set): two per fraction."""
+    return [(real_count(fraction, num_train), with_synthetic) for fraction in fractions for with_synthetic in (False, True)]
+
+
 def measure_utility(fractions: Sequence[float], num_train: int, accuracy: Accuracy) -> list[UtilityPoint]:
     """One point per fraction: the real val accuracy with and without the synthetic set."""
     points = []

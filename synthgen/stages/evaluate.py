@@ -52,13 +52,14 @@ from synthgen.evaluation.trained import TrainedClassifier, load_classifier
 from synthgen.metrics.gate import GateVerdict, evaluate_gate
 from synthgen.metrics.inception import inception_features, load_inception
 from synthgen.metrics.memorisation import Memorisation, flatten_pixels, memorisation
-from synthgen.metrics.utility import UtilityPoint, measure_utility, utility_metrics
+from synthgen.metrics.utility import UtilityPoint, measure_utility, utility_metrics, utility_runs
 from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest
 from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout
 from synthgen.stages.train_classifier import fit_classifier
 from synthgen.training.distributed import cpu_threads, resolve_device
+from synthgen.training.side_by_side import run_side_by_side, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -93,27 +94,41 @@ def fit_and_score(cfg: EvaluateConfig, train_cfg: TrainConfig, images: LabelledI
     return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall
 
 
-def train_cas(cfg: EvaluateConfig, images: LabelledImages, val: LabelledImages, num_classes: int,
-              run_dir: Path) -> tuple[float, int]:
-    """Real val accuracy of the CAS classifier trained on synthetic images only, and their count."""
-    chosen = images.take(seeded_subset(len(images), cfg.cas.samples, derive_seed(cfg.seed, "evaluate/cas_subset")))
-    return fit_and_score(cfg, cfg.cas.train, chosen, val, num_classes, run_dir), len(chosen)
+def cas_job(cfg: EvaluateConfig, synthetic: LabelledImages, val: LabelledImages, num_classes: int,
+            run_dir: Path) -> tuple:
+    """`fit_and_score`'s arguments for the CAS classifier: trained on a seeded subset of the synthetic images only."""
+    chosen = synthetic.take(seeded_subset(len(synthetic), cfg.cas.samples, derive_seed(cfg.seed, "evaluate/cas_subset")))
+    return (cfg, cfg.cas.train, chosen, val, num_classes, run_dir)
 
 
-def augmentation_utility(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages) -> list[UtilityPoint]:
-    """The utility curve of `synthgen.metrics.utility`: for each fraction, classifiers trained on n real
-    train images (a seeded subset; smaller fractions' images are part of larger ones') alone and with
-    `synthetic` added, with one schedule and seed, scored on real val. No files are kept."""
-    subset_seed = derive_seed(cfg.seed, "evaluate/utility_real_subset")
-    train_cfg = cfg.utility.train
-
-    def accuracy(n: int, with_synthetic: bool) -> float:
+def utility_jobs(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages, runs: Sequence[tuple[int, bool]],
+                 tmp: Path) -> list[tuple]:
+    """`fit_and_score`'s arguments for each utility run (n, with the synthetic set): n real train images (a seeded
+    subset; smaller fractions' images are part of larger ones'), alone or with `synthetic` added, one schedule and
+    seed, scored on real val. Only the runs' metrics.csv land in `tmp`."""
+    subset_seed, train_cfg = derive_seed(cfg.seed, "evaluate/utility_real_subset"), cfg.utility.train
+    jobs = []
+    for i, (n, with_synthetic) in enumerate(runs):
         images = real.train.take(seeded_subset(len(real.train), n, subset_seed))
         images = (images + synthetic if with_synthetic else images).repeated(train_cfg.batch_size)
-        with tempfile.TemporaryDirectory(prefix="synthgen-utility-") as run_dir:
-            return fit_and_score(cfg, train_cfg, images, real.val, len(real.class_names), Path(run_dir))
+        jobs.append((cfg, train_cfg, images, real.val, len(real.class_names), tmp / f"run-{i}"))
+    return jobs
 
-    return measure_utility(cfg.utility.fractions, len(real.train), accuracy)
+
+def classifier_runs(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages,
+                    cas_dir: Path) -> tuple[float, int, list[UtilityPoint]]:
+    """The CAS accuracy with its training count, and the utility curve (`synthgen.metrics.utility`): independent
+    classifier runs, side by side in `evaluate.classifier_workers` processes."""
+    num_classes = len(real.class_names)
+    cas = cas_job(cfg, synthetic, real.val, num_classes, cas_dir)
+    runs = utility_runs(cfg.utility.fractions, len(real.train)) if cfg.utility.enabled else []
+    workers = worker_count([cfg.cas.train, cfg.utility.train], cfg.classifier_workers)
+    with tempfile.TemporaryDirectory(prefix="synthgen-utility-") as tmp:
+        cas_accuracy, *accuracies = run_side_by_side(
+            fit_and_score, [cas, *utility_jobs(cfg, real, synthetic, runs, Path(tmp))], workers)
+    by_run = dict(zip(runs, accuracies))
+    utility = measure_utility(cfg.utility.fractions, len(real.train), lambda n, w: by_run[n, w]) if runs else []
+    return cas_accuracy, len(cas[2]), utility
 
 
 def inception_fid(model: torch.nn.Module, real: RealData, measured: LabelledImages, cfg: EvaluateConfig) -> dict[str, float]:
@@ -155,7 +170,7 @@ class Scores:
     memos: dict[str, Memorisation]  # "features" and "pixels": nearest training image of every sample
     logits: torch.Tensor  # classifier logits of every synthetic sample
     utility: list[UtilityPoint]  # one per evaluate.utility.fractions; empty when it is off
-    utility_seconds: float  # wall time of the utility runs
+    classifier_seconds: float  # wall time of the CAS and utility runs
 
 
 def load_inputs(cfg: EvaluateConfig, prepared_dir: Path, synthetic_dir: Path, classifier_dir: Path,
@@ -213,19 +228,16 @@ def score(cfg: EvaluateConfig, inputs: Loaded, inception: torch.nn.Module | None
     for space, memo in memos.items():
         metrics.update(memorisation_summary(memo, measured, space))
     metrics.update(gate_space_aliases(metrics, cfg.memorisation_space))
-    # 4) usefulness: CAS against the real reference that train_classifier trained
-    cas_accuracy, cas_count = train_cas(cfg, synthetic.take(measured), real.val, len(real.class_names),
-                                        EvalLayout(out_dir).cas)
+    # 4) usefulness: CAS against the real reference that train_classifier trained, and the utility curve
+    start = time.perf_counter()
+    cas_accuracy, cas_count, utility = classifier_runs(cfg, real, synthetic.take(measured), EvalLayout(out_dir).cas)
     reference = inputs.trained.metrics
     metrics.update(cas_metrics(cas_accuracy, reference["cas_reference_accuracy"], cas_count,
                                reference["cas_reference_train_count"]))
-    if inception is not None:
-        metrics.update(inception_fid(inception, real, synthetic.take(measured), cfg))
-    # 5) augmentation utility: n real images alone against the same n plus the synthetic set
-    start = time.perf_counter()
-    utility = augmentation_utility(cfg, real, synthetic.take(measured)) if cfg.utility.enabled else []
     if utility:
         metrics.update(utility_metrics(utility, len(measured), cfg.utility.train.steps))
+    if inception is not None:
+        metrics.update(inception_fid(inception, real, synthetic.take(measured), cfg))
     return Scores(metrics, per_class, memos, emb["generated"].logits, utility, time.perf_counter() - start)
 
 
@@ -293,10 +305,10 @@ def evaluate(cfg: EvaluateConfig, prepared_dir: str | Path, synthetic_dir: str |
     verdict = evaluate_gate(scores.metrics, cfg.gate)
     metrics_json = write_outputs(cfg, inputs, scores, verdict, synthetic_dir, out_dir, quality_vs_steps)
     seconds = time.perf_counter() - start
-    log.info("evaluate: %s in %.1f s (utility %.1f s) %s", verdict.status, seconds, scores.utility_seconds,
+    log.info("evaluate: %s in %.1f s (CAS and utility %.1f s) %s", verdict.status, seconds, scores.classifier_seconds,
              verdict.reasons)
     return {**finite_or_none(verdict.to_dict()), "metrics": metrics_json, "seconds": seconds,
-            "utility_seconds": scores.utility_seconds, "out_dir": str(out_dir)}
+            "classifier_seconds": scores.classifier_seconds, "out_dir": str(out_dir)}
 
 
 @dataclass(frozen=True)
