@@ -69,6 +69,22 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(real, tmp_p
     assert resumed["model_sha256"] == straight["model_sha256"]
 
 
+def test_the_evaluator_and_cas_reference_trained_side_by_side_match_one_by_one(real, tmp_path):
+    """Two spawned processes (one thread each, as inline) train the two classifiers: the same weights and figures."""
+    def config(workers: int) -> EvaluateConfig:
+        one_thread = {"cpu_threads": 1}
+        cfg = tiny_config()
+        return cfg.model_copy(update={
+            "classifier_workers": workers,
+            "classifier_train": cfg.classifier_train.model_copy(update=one_thread),
+            "cas": cfg.cas.model_copy(update={"train": cfg.cas.train.model_copy(update=one_thread)})})
+
+    serial = train_classifier(config(1), *real, tmp_path / "serial")
+    parallel = train_classifier(config(2), *real, tmp_path / "parallel")
+    figures = ("model_sha256", "val_accuracy", "cas_reference_accuracy", "steps")
+    assert [parallel[k] for k in figures] == [serial[k] for k in figures]
+
+
 def test_modified_weights_are_refused(real, tmp_path):
     train_classifier(tiny_config(steps=2), *real, tmp_path)
     weights = tmp_path / "model.safetensors"

@@ -137,6 +137,6 @@ class EvaluateConfig(Section):
     augment: AugmentConfig = AugmentConfig()  # augmentation of every classifier's training images
     cas: CasConfig = CasConfig()  # the Classification Accuracy Score runs
     utility: UtilityConfig = UtilityConfig()  # does adding the synthetic set to real training data raise real val accuracy
-    classifier_workers: int = Field(0, ge=0, le=64)  # processes training the CAS and utility classifiers at once (same results); 0 = cores / their cpu_threads, 1 = one by one
+    classifier_workers: int = Field(0, ge=0, le=64)  # processes training independent classifiers at once (evaluator and CAS reference; CAS and utility): same results; 0 = cores / their cpu_threads, 1 = one by one
     sweep: SweepConfig = SweepConfig()  # the sampler sweep behind the quality-versus-steps plot
     refill: RefillConfig = RefillConfig()  # releases only: regenerate flagged samples with new seeds until the quota is clean

@@ -35,6 +35,7 @@ from synthgen.shards import read_arrays
 from synthgen.stages.layout import ClassifierLayout, PreparedLayout, TrainedModelLayout
 from synthgen.training.loop import MAIN, TrainResult, train
 from synthgen.training.rng import seeded_cpu_rng
+from synthgen.training.side_by_side import run_side_by_side, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,15 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     out_dir = Path(out_dir)
     num_classes = len(class_names)
     check_real_splits(train_pixels, train_labels, val_pixels, val_labels, num_classes)
-    # 1) the feature classifier, on every training image
-    result = fit_classifier(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir)
-    # 2) the CAS reference: the CAS schedule on as many real images as CAS trains on synthetic ones
+    # 1) the feature classifier, on every training image, and 2) the CAS reference: the CAS schedule on as many
+    #    real images as CAS trains on synthetic ones; independent runs, side by side when cores allow
     real_seed = derive_seed(cfg.cas.train.seed, "classifier/cas_real_subset")
     subset = seeded_subset(len(train_pixels), cfg.cas.samples, real_seed)
-    reference = fit_classifier(cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset],
-                               num_classes, ClassifierLayout(out_dir).cas_reference)
+    jobs = [(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir),
+            (cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset], num_classes,
+             ClassifierLayout(out_dir).cas_reference)]
+    workers = worker_count([cfg.classifier_train, cfg.cas.train], cfg.classifier_workers)
+    result, reference = run_side_by_side(fit_classifier, jobs, workers)
     if result.rank != 0:
         return {"rank": result.rank}
     # 3) real val accuracy of both, then the outputs (weights last)
