@@ -172,7 +172,7 @@ def _when(iso: str | None) -> str:
 
 
 def _line(label: str, text: str) -> str:
-    return f"{label:<{LABEL_WIDTH}} {text}" if len(label) >= LABEL_WIDTH else f"{label:<{LABEL_WIDTH}}{text}"
+    return f"{label:<{LABEL_WIDTH - 1}} {text}"  # at least one space after a label of the full width
 
 
 def _block(title: str, items: Mapping[Any, Any]) -> list[str]:

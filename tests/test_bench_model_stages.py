@@ -30,8 +30,36 @@ def test_base_run_then_a_diffusion_variant_that_reuses_it(tmp_path):
     assert json.loads((variant / "diffusion" / "config.json").read_text())["diffusion"]["train"]["steps"] == 6
     assert (variant / "diffusion" / "grid.png").stat().st_size > 0
 
+    guide = sorted((base / "diffusion" / "checkpoints").glob("step-*.safetensors"))[0]  # step 2 of 4
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "autoguidance.py"), "--params", str(TINY),
+                          "--diffusion", str(variant / "diffusion"), "--autoencoder", str(base / "autoencoder"),
+                          "--classifier", str(base / "classifier"), "--prepared", str(base / "prepared"),
+                          "--guide", str(guide), "--scales", "1", "2", "--per-class", "2", "--threads", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, check=True).stdout
+    rows = [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows == ["| 1", "| 2"], out
+
     refused = subprocess.run([sys.executable, str(ROOT / "bench" / "model_stages.py"), "--params", str(TINY),
                               "--reuse", str(base), "--out", str(tmp_path / "other"),
                               "--set", "autoencoder.kl_weight=0.001"], cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode != 0 and "other autoencoder params" in refused.stderr
     assert not (tmp_path / "other").exists()
+
+
+def test_autoguidance_extrapolates_the_conditional_rows_away_from_the_guide():
+    import torch
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from autoguidance import AutoGuided
+
+    def good(x, t, labels):
+        return x + labels[:, None].float()
+
+    def bad(x, t, labels):
+        return torch.zeros_like(x)
+
+    x, t = torch.ones(4, 3), torch.zeros(4, dtype=torch.long)
+    labels = torch.tensor([0, 2, 5, 5])  # 5: the null label of CFG's unconditional half
+    assert torch.equal(AutoGuided(good, bad, 5, 1.0)(x, t, labels), good(x, t, labels))
+    out = AutoGuided(good, bad, 5, 2.0)(x, t, labels)
+    assert torch.equal(out[:2], 2 * good(x, t, labels)[:2]) and torch.equal(out[2:], good(x, t, labels)[2:])

@@ -128,7 +128,8 @@ def classifier_runs(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImag
             fit_and_score, [cas, *utility_jobs(cfg, real, synthetic, runs, Path(tmp))], workers)
     by_run = dict(zip(runs, accuracies))
     utility = measure_utility(cfg.utility.fractions, len(real.train), lambda n, w: by_run[n, w]) if runs else []
-    return cas_accuracy, len(cas[2]), utility
+    _, _, cas_images, *_ = cas
+    return cas_accuracy, len(cas_images), utility
 
 
 def inception_fid(model: torch.nn.Module, real: RealData, measured: LabelledImages, cfg: EvaluateConfig) -> dict[str, float]:

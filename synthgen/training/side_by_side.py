@@ -1,7 +1,8 @@
 """Independent CPU training runs side by side, in worker processes, with the results of running them one by one.
 
-The evaluate stage's small classifiers (CAS, the utility curve) train on one thread each
-(`train.cpu_threads`), which leaves the other cores idle; a second thread buys them nothing. Run in
+The small classifiers (the evaluator beside the CAS reference in train_classifier; CAS beside the utility
+curve in evaluate) train on one thread each (`train.cpu_threads`), which leaves the other cores idle; a
+second thread buys them nothing. Run in
 spawned processes, each with the thread count it would have inline, their results are the same
 numbers in less wall time. On CUDA, or under torchrun, the runs stay one by one in this process.
 """
