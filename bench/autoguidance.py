@@ -1,15 +1,16 @@
 """Autoguidance on top of the default CFG: does guiding the conditional prediction away from a worse model help?
 
-Autoguidance (Karras et al. 2024, "Guiding a Diffusion Model with a Bad Version of Itself", eq. 2) replaces
-the conditional prediction D(x|c) with a D(x|c) + (1 - a) D_bad(x|c): an extrapolation away from a weaker
-model of the same kind (smaller, or trained for less), whose errors are the same as the good model's, only
-larger. This bench keeps the sample stage's CFG (sample.sampler: rescaled CFG 5 in its sigma interval) on
-top, uncond + s (cond' - uncond), so each draw costs three network rows instead of two.
+Autoguidance (Karras et al. 2024, "Guiding a Diffusion Model with a Bad Version of Itself", eq. 2;
+`synthgen.diffusion.guidance.autoguided`) replaces the conditional prediction D(x|c) with
+a D(x|c) + (1 - a) D_bad(x|c): an extrapolation away from a weaker model of the same kind (smaller, or trained
+for less), whose errors point the same way as the good model's, only further. The sample stage's CFG
+(sample.sampler: rescaled CFG 5 in its sigma interval) acts on top, so a draw costs three network rows, not two.
 
 Every --scales value a (1 = the default sampler, no autoguidance) runs on the same x_T and labels as the
 sweep (`bench/samplers.py`), scored by the evaluator: conditional accuracy, the worst class, the FD of its
 features to as many real val images. --guide is the weaker model: a trained diffusion folder, or a training
-checkpoint (`checkpoints/step-*.safetensors`) whose EMA weights load into the good model's architecture.
+checkpoint (`checkpoints/step-*.safetensors`) whose EMA weights load into the good model's architecture;
+without it, the folder's own guide.safetensors (diffusion.guide_fraction).
 
     python bench/autoguidance.py --guide models/diffusion/checkpoints/step-000002000.safetensors \
         --scales 1 1.25 1.5 2 --per-class 48 --grids /tmp/ag
@@ -33,24 +34,6 @@ from synthgen.training.checkpoint import load_checkpoint
 from synthgen.training.loop import MAIN
 
 
-class AutoGuided(nn.Module):
-    """The denoiser with its conditional rows extrapolated away from `guide` (eq. 2 of Karras et al. 2024);
-    rows with the null label (the CFG half) pass through unchanged."""
-
-    def __init__(self, model: nn.Module, guide: nn.Module, null_label: int, scale: float):
-        super().__init__()
-        self.model, self.guide, self.null_label, self.scale = model, guide, null_label, scale
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        out = self.model(x, t, labels)
-        if labels is None or self.scale == 1.0:
-            return out
-        rows = labels != self.null_label
-        guide = self.guide(x[rows], t[rows], labels[rows])
-        out[rows] = self.scale * out[rows] + (1.0 - self.scale) * guide
-        return out
-
-
 def load_guide(path: Path, model: nn.Module, autoencoder: str, device: torch.device) -> nn.Module:
     """A trained diffusion folder's EMA weights, or a checkpoint's, in the architecture of `model`."""
     if path.suffix == ".safetensors":
@@ -68,7 +51,8 @@ def main() -> None:
     ap.add_argument("--autoencoder", default=AutoencoderLayout.DEFAULT)
     ap.add_argument("--classifier", default="models/classifier", help="the evaluator that scores the draws")
     ap.add_argument("--prepared", default=PreparedLayout.DEFAULT)
-    ap.add_argument("--guide", required=True, help="a diffusion folder or a training checkpoint (.safetensors)")
+    ap.add_argument("--guide", default=None,
+                    help="a diffusion folder or a training checkpoint (.safetensors); default: the folder's guide")
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25, 1.5, 2.0], help="autoguidance a")
     ap.add_argument("--guidance", type=float, default=None, help="CFG scale (default: sample.sampler's)")
     ap.add_argument("--per-class", type=int, default=48)
@@ -82,17 +66,17 @@ def main() -> None:
     if args.guidance is not None:
         sampler = sampler.model_copy(update={"guidance_scale": args.guidance})
     models = load_models(args.diffusion, args.autoencoder, "cpu")
-    model = models.diffusion.model
-    guide = load_guide(Path(args.guide), model, args.autoencoder, models.device)
+    if args.guide is not None:
+        models.diffusion.guide = load_guide(Path(args.guide), models.diffusion.model, args.autoencoder, models.device)
     count = len(sweep_labels(models.diffusion.num_classes, args.per_class))
     score = ClassifierScore(load_classifier(args.classifier, models.device), args.prepared, count, seed=0)
     print(f"{count} samples, {sampler.name} {sampler.steps} steps, {sampler.guidance_method} {sampler.guidance_scale} "
-          f"in {sampler.guidance_interval}; guide {args.guide}; FD floor (real train to val) {score.baseline_fd:.3f}")
+          f"in {sampler.guidance_interval}; guide {args.guide or 'the folder\'s'}; FD floor (real train to val) {score.baseline_fd:.3f}")
     print("| autoguidance a | accuracy | worst class | FD | seconds |")
     print("| --- | --- | --- | --- | --- |")
     for scale in args.scales:
-        models.diffusion.model = AutoGuided(model, guide, models.diffusion.null_label, scale)
-        for row, pixels in sweep_samplers(models.diffusion, models.autoencoder, sampler, [sampler.name],
+        guided = sampler.model_copy(update={"autoguidance_scale": scale})
+        for row, pixels in sweep_samplers(models.diffusion, models.autoencoder, guided, [sampler.name],
                                           [sampler.steps], args.per_class, 0, score, False):
             worst = models.diffusion.class_names[row["worst_class"]]
             print(f"| {scale:g} | {row['conditional_accuracy']:.3f} | {row['worst_class_accuracy']:.2f} {worst} | "

@@ -45,21 +45,3 @@ def test_base_run_then_a_diffusion_variant_that_reuses_it(tmp_path):
     assert refused.returncode != 0 and "other autoencoder params" in refused.stderr
     assert not (tmp_path / "other").exists()
 
-
-def test_autoguidance_extrapolates_the_conditional_rows_away_from_the_guide():
-    import torch
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    from autoguidance import AutoGuided
-
-    def good(x, t, labels):
-        return x + labels[:, None].float()
-
-    def bad(x, t, labels):
-        return torch.zeros_like(x)
-
-    x, t = torch.ones(4, 3), torch.zeros(4, dtype=torch.long)
-    labels = torch.tensor([0, 2, 5, 5])  # 5: the null label of CFG's unconditional half
-    assert torch.equal(AutoGuided(good, bad, 5, 1.0)(x, t, labels), good(x, t, labels))
-    out = AutoGuided(good, bad, 5, 2.0)(x, t, labels)
-    assert torch.equal(out[:2], 2 * good(x, t, labels)[:2]) and torch.equal(out[2:], good(x, t, labels)[2:])

@@ -124,8 +124,10 @@ def test_guidance_interval_guides_only_the_samples_whose_noise_level_is_inside()
 
 # Rescaled CFG (Lin et al. 2024) and adaptive projected guidance (Sadat et al. 2024)
 
-METHODS = [Guidance(), Guidance(guidance_method="cfg_rescale"), Guidance(guidance_method="apg"),
-           Guidance(guidance_method="apg", apg_norm_threshold=0.5, apg_momentum=-0.5)]
+NO_GUIDE = {"autoguidance_scale": 1.0}  # these models have no autoguidance guide
+METHODS = [Guidance(**NO_GUIDE), Guidance(guidance_method="cfg_rescale", **NO_GUIDE),
+           Guidance(guidance_method="apg", **NO_GUIDE),
+           Guidance(guidance_method="apg", apg_norm_threshold=0.5, apg_momentum=-0.5, **NO_GUIDE)]
 
 
 def pair(seed=3):
@@ -258,10 +260,23 @@ def test_x0_methods_are_deterministic_and_independent_of_the_batch():
     ("guidance_rescale: -0.1", "sample.sampler.guidance_rescale = -0.1: Input should be greater than or equal to 0"),
     ("apg_norm_threshold: 0", "sample.sampler.apg_norm_threshold = 0: Input should be greater than 0"),
     ("apg_momentum: -1", "sample.sampler.apg_momentum = -1: Input should be greater than -1"),
+    ("autoguidance_scale: 0.5", "sample.sampler.autoguidance_scale = 0.5: Input should be greater than or equal to 1"),
 ])
 def test_config_refuses_a_bad_guidance_value_in_one_line(tmp_path, text, fragment):
     path = tmp_path / "params.yaml"
     path.write_text(f"sample:\n  sampler:\n    {text}\n")
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("guide_fraction: 1.0", "diffusion.guide_fraction = 1.0: Input should be less than 1"),
+    ("guide_fraction: null", "preview.autoguidance_scale must be 1 when guide_fraction is null"),
+])
+def test_config_refuses_a_guide_it_cannot_keep_in_one_line(tmp_path, text, fragment):
+    path = tmp_path / "params.yaml"
+    path.write_text(f"diffusion:\n  {text}\n")
     with pytest.raises(ConfigError) as err:
         load_params(path)
     assert fragment in str(err.value) and "\n" not in str(err.value)
@@ -273,3 +288,19 @@ def test_the_sampler_config_builds_the_guidance_it_names(tmp_path):
     assert load_params(path).sample.sampler.guidance == Guidance(
         guidance_method="apg", apg_norm_threshold=3.5, apg_momentum=-0.25)
     assert load_params(path).diffusion.preview.guidance == Guidance()  # the default: rescaled CFG
+
+
+def test_autoguidance_extrapolates_the_conditional_rows_away_from_the_guide():
+    from synthgen.diffusion.guidance import autoguided
+
+    def model(x, t, labels):
+        return x + labels[:, None].float()
+
+    def guide(x, t, labels):
+        return torch.zeros_like(x)
+
+    x, t = torch.ones(4, 3), torch.zeros(4, dtype=torch.long)
+    labels = torch.tensor([0, 2, 5, 5])  # 5: the null label of CFG's unconditional half
+    assert torch.equal(autoguided(model, guide, 5, 1.0)(x, t, labels), model(x, t, labels))
+    out = autoguided(model, guide, 5, 2.0)(x, t, labels)
+    assert torch.equal(out[:2], 2 * model(x, t, labels)[:2]) and torch.equal(out[2:], model(x, t, labels)[2:])

@@ -124,10 +124,36 @@ def test_resume_after_a_crash_reaches_bit_identical_weights(inputs, tmp_path, mo
     assert not (tmp_path / "resumed" / "model.safetensors").exists()
     monkeypatch.setattr(DiffusionObjective, "__call__", original)
     summary = train_diffusion(TINY, *inputs, CLASSES, tmp_path / "resumed")
-    assert summary["resumed_from"] == 2
-    for name in ["model.safetensors", "model_raw.safetensors", "grid.png"]:
+    assert summary["resumed_from"] == 3  # the guide's checkpoint: guide_fraction 0.5 of 6 steps
+    for name in ["model.safetensors", "model_raw.safetensors", "guide.safetensors", "grid.png"]:
         assert (tmp_path / "straight" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes(), name
     assert loss_column(tmp_path / "straight") == loss_column(tmp_path / "resumed")
+
+
+def test_the_guide_is_the_ema_of_the_kept_checkpoint_at_its_step(trained_dir):
+    from synthgen.training.checkpoint import checkpoint_name, load_checkpoint, load_verified
+
+    assert TINY.guide_step == 3 and TINY.train.keep_checkpoints == 2
+    kept = sorted(p.name for p in (trained_dir / "checkpoints").glob("step-*.safetensors"))
+    assert kept == [checkpoint_name(3), checkpoint_name(4), checkpoint_name(6)]  # step 3 outlives the pruning
+    guide, _, _ = load_verified(trained_dir / "guide.safetensors")
+    ema = load_checkpoint(trained_dir / "checkpoints" / checkpoint_name(3)).ema
+    assert guide.keys() == ema.keys() and all(torch.equal(guide[k], ema[k]) for k in ema)
+    trained = load_diffusion(trained_dir)
+    assert trained.guide is not None and trained.guide_sha256 is not None
+
+
+def test_without_a_guide_autoguided_sampling_is_one_clear_line(inputs, tmp_path):
+    from synthgen.diffusion.guidance import Guidance
+
+    no_guide = TINY.model_copy(update={"guide_fraction": None,
+                                       "preview": TINY.preview.model_copy(update={"autoguidance_scale": 1.0})})
+    train_diffusion(no_guide, *inputs, CLASSES, tmp_path)
+    trained = load_diffusion(tmp_path)
+    assert trained.guide is None and not (tmp_path / "guide.safetensors").exists()
+    with pytest.raises(SynthgenError, match="autoguidance_scale = 2.0 needs the guide snapshot guide.safetensors"):
+        trained.eps_fn(torch.tensor([0]), 5.0, guidance=Guidance(autoguidance_scale=2.0))
+    trained.eps_fn(torch.tensor([0]), 5.0, guidance=Guidance(autoguidance_scale=1.0))  # off: no guide needed
 
 
 def test_tampered_weights_are_refused(trained_dir, tmp_path):

@@ -25,8 +25,9 @@ def write_tiny_models(folder: Path, seed: int = 0) -> tuple[str, str]:
                          num_classes=len(CLASS_NAMES)),
         schedule=ScheduleConfig(num_timesteps=100),
     )
-    unet = UNet(cfg.model)
-    ldm_folder.write_trained(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, (4, 8, 8), ae_sha, 0.5)
+    unet, guide = UNet(cfg.model), UNet(cfg.model)  # the guide: other random weights, so autoguidance shows
+    ldm_folder.write_trained(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, (4, 8, 8), ae_sha, 0.5,
+                             guide.state_dict())
     return str(folder / "diffusion"), str(folder / "autoencoder")
 
 

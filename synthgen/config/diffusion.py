@@ -181,8 +181,14 @@ class DiffusionConfig(Section):
     timestep_log_sigma_std: float = Field(1.2, gt=0.0, le=10.0)  # log_normal_sigma: std of ln sigma (EDM's P_std)
     p_uncond: float = Field(0.1, ge=0.0, le=1.0)  # label-drop probability for CFG training
     latents: Literal["sample", "mean"] = "sample"  # train on posterior samples z = mean + std * eps (LDM) or on the mean
+    guide_fraction: float | None = Field(0.5, gt=0.0, lt=1.0)  # keep the EMA weights at this share of train.steps as guide.safetensors, the weaker model autoguidance extrapolates away from (Karras et al. 2024); None = none
     train: TrainConfig = unkeyed(DEFAULT_TRAIN)  # optimizer, steps, EMA, checkpoints (defaults sized for a 2-core CPU)
     preview: PreviewConfig = unkeyed(PreviewConfig())  # sampler and size of the per-class grid after training
+
+    @property
+    def guide_step(self) -> int | None:
+        """The training step whose EMA weights become the autoguidance guide (None: no guide)."""
+        return None if self.guide_fraction is None else max(1, round(self.guide_fraction * self.train.steps))
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DiffusionConfig:
@@ -192,6 +198,8 @@ class DiffusionConfig(Section):
             )
         if self.model.num_classes == 0 and self.p_uncond > 0:
             raise ValueError("p_uncond must be 0 for an unconditional model (model.num_classes = 0)")
+        if self.guide_fraction is None and self.preview.autoguidance_scale != 1.0:
+            raise ValueError("preview.autoguidance_scale must be 1 when guide_fraction is null (no guide is kept)")
         if self.model.num_classes == 0 and self.preview.guidance_scale != 1.0:
             raise ValueError("preview.guidance_scale must be 1 for an unconditional model (model.num_classes = 0)")
         return self

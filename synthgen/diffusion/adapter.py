@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from synthgen.diffusion.guidance import CFG, Guidance, conditional_pair, guided_prediction
+from synthgen.diffusion.guidance import CFG, Guidance, autoguided, conditional_pair, guided_prediction
 from synthgen.diffusion.parameterization import check_prediction_type, to_epsilon, to_x0
 from synthgen.diffusion.schedule import NoiseSchedule
 from synthgen.diffusion.timesteps import EpsFn
@@ -22,6 +22,7 @@ def eps_fn_from_model(
     null_label: int | None = None,
     guidance_interval: tuple[float, float] | None = None,
     guidance: Guidance = CFG,
+    guide: Model | None = None,
 ) -> EpsFn:
     """eps_fn(x_t, t) = eps implied by the (classifier-free guided) prediction (Ho & Salimans 2022, eq. 6).
 
@@ -35,11 +36,18 @@ def eps_fn_from_model(
     Kynkaanniemi et al. 2024, Sec. 3, with sigma the EDM noise level of the VP process.
     The choice is a per-sample tensor, so the host never waits on the device for it.
 
+    `guidance.autoguidance_scale` a != 1 first extrapolates the conditional prediction away from `guide`, a
+    weaker model of the same kind (`autoguided`, Karras et al. 2024); CFG then acts on the result.
+
     APG with momentum keeps state across calls: build one eps_fn per sampler run.
     """
     check_prediction_type(prediction_type)
     if guidance_scale != 1.0 and (labels is None or null_label is None):
         raise ValueError("guidance_scale != 1 needs labels and null_label (the model's null class index)")
+    if guidance.autoguidance_scale != 1.0 and labels is not None:
+        if guide is None or null_label is None:
+            raise ValueError("autoguidance_scale != 1 needs a guide model and null_label")
+        model = autoguided(model, guide, null_label, guidance.autoguidance_scale)
 
     on_device: dict[torch.device, NoiseSchedule] = {}  # one copy per device: no transfer per call
     momentum = guidance.momentum()

@@ -130,7 +130,7 @@ def global_index(key: str) -> int:
 def key_of(cfg: SampleConfig, seed: int, models: GenerationModels, screen: SampleFilter | None) -> str:
     """The sample stage's run key of (cfg, seed, models, filter)."""
     return run_key(cfg, seed, models.diffusion.sha256, models.autoencoder.sha256,
-                   screen.sha256 if screen is not None else None)
+                   screen.sha256 if screen is not None else None, models.diffusion.guide_sha256)
 
 
 def check_made_by(rows: dict[str, list], key: str, seed: int) -> str:

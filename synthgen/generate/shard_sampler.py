@@ -51,7 +51,8 @@ class Provenance:
         return {
             "seed": seed,
             "sampler": s.name, "steps": s.steps, "eta": float(s.eta), "guidance_scale": float(s.guidance_scale),
-            "guidance_method": s.guidance_method, "timestep_spacing": s.timestep_spacing,
+            "guidance_method": s.guidance_method, "autoguidance_scale": float(s.autoguidance_scale),
+            "timestep_spacing": s.timestep_spacing,
             "diffusion_sha256": self.diffusion_sha256, "autoencoder_sha256": self.autoencoder_sha256,
             "config_hash": self.config_hash,
         }
@@ -65,10 +66,11 @@ def generate_pixels(models: GenerationModels, labels: np.ndarray, seeds: list[in
     y = torch.as_tensor(labels, device=models.device)
     generators = SampleGenerators([derive_seed(s, "sample/sampler_noise") for s in seeds], models.device)
     denoiser = in_fixed_batches(d.model, cfg.micro_batch)
+    guide = in_fixed_batches(d.guide, cfg.micro_batch) if d.guide is not None else None
     decoder = in_fixed_batches(models.autoencoder.decode, cfg.micro_batch)
     with bf16_autocast(models.device, cfg.bf16):
         eps_fn = d.eps_fn(y, cfg.sampler.guidance_scale, cfg.sampler.guidance_interval, network=denoiser,
-                          guidance=cfg.sampler.guidance)
+                          guidance=cfg.sampler.guidance, guide_network=guide)
         z0 = sample_with_config(eps_fn, x_T, d.schedule, cfg.sampler, generator=generators)
         images = decoder(z0.float())
     return to_uint8(images.float())

@@ -5,6 +5,7 @@ Files (each safetensors file has a `<stem>.manifest.json` with its sha256 beside
                         the autoencoder's sha256 and scale factor the latents came from
   schedule.safetensors  `betas` (float64, (T,)) of the forward process
   model_raw.safetensors the raw weights of the last training step
+  guide.safetensors     the autoguidance guide: the EMA weights of an early step (diffusion.guide_fraction), when kept
   model.safetensors     the weights to sample with: the EMA (raw when train.ema_decay = 0); written last
 """
 from __future__ import annotations
@@ -24,11 +25,13 @@ from synthgen.diffusion.guidance import CFG, Guidance
 from synthgen.diffusion.noise import Generator
 from synthgen.diffusion.timesteps import EpsFn
 from synthgen.models.unet import UNet
-from synthgen.training.checkpoint import CheckpointError, load_verified, save_verified
+from synthgen.errors import SynthgenError
+from synthgen.training.checkpoint import CheckpointError, load_verified, manifest_path, save_verified
 from synthgen.training.trained_folder import CONFIG, load_weights, read_json, require_files
 
 FORMAT = "synthgen.diffusion/1"
 WEIGHTS, RAW_WEIGHTS, SCHEDULE = "model.safetensors", "model_raw.safetensors", "schedule.safetensors"
+GUIDE = "guide.safetensors"
 
 
 @dataclass
@@ -45,19 +48,27 @@ class TrainedDiffusion:
     sha256: str  # of model.safetensors, verified against its manifest
     config: DiffusionConfig  # the resolved config the model was trained with
     autoencoder_sha256: str  # weights of the autoencoder whose latents the model learned
+    guide: UNet | None = None  # the autoguidance guide (an early snapshot), when the folder has one
+    guide_sha256: str | None = None  # of guide.safetensors
 
     def eps_fn(self, labels: torch.Tensor | None = None, guidance_scale: float = 1.0,
                guidance_interval: tuple[float, float] | None = None, network: Callable | None = None,
-               guidance: Guidance = CFG) -> EpsFn:
+               guidance: Guidance = CFG, guide_network: Callable | None = None) -> EpsFn:
         """The samplers' eps_fn(x_t, t) for fixed labels (B,), guided with `guidance_scale` by the method of
         `guidance` (plain CFG, Ho & Salimans 2022, by default) where sigma_t lies in `guidance_interval`
-        (everywhere when None). `network` stands in for the model, e.g. the sample stage's fixed-chunk
-        wrapper of it. Build one per sampler run (APG momentum holds state)."""
+        (everywhere when None), after autoguidance by the folder's guide when `guidance.autoguidance_scale` != 1.
+        `network` and `guide_network` stand in for the model and the guide, e.g. the sample stage's fixed-chunk
+        wrappers of them. Build one per sampler run (APG momentum holds state)."""
         if labels is None and self.num_classes > 0:
             raise ValueError("this model is class-conditional: pass labels (null_label for unconditional samples)")
+        if labels is not None and guidance.autoguidance_scale != 1.0 and self.guide is None:
+            raise SynthgenError(f"autoguidance_scale = {guidance.autoguidance_scale} needs the guide snapshot {GUIDE} "
+                                "in the diffusion folder: retrain with diffusion.guide_fraction set, or sample with "
+                                "autoguidance_scale 1")
         return eps_fn_from_model(network or self.model, self.schedule, self.prediction_type, labels=labels,
                                  guidance_scale=guidance_scale if labels is not None else 1.0,
-                                 null_label=self.null_label, guidance_interval=guidance_interval, guidance=guidance)
+                                 null_label=self.null_label, guidance_interval=guidance_interval, guidance=guidance,
+                                 guide=guide_network or self.guide)
 
     @torch.no_grad()
     def sample_latents(self, labels: torch.Tensor | None, sampler: SamplerConfig, x_T: torch.Tensor,
@@ -69,8 +80,9 @@ class TrainedDiffusion:
 
 def write_trained(out_dir: str | Path, model: nn.Module, raw_model: nn.Module, cfg: DiffusionConfig,
                   class_names: list[str], latent_shape: tuple[int, int, int], autoencoder_sha256: str,
-                  scale_factor: float) -> str:
-    """Write config.json, the schedule, the raw weights, then the sampling weights; return the latter's sha256."""
+                  scale_factor: float, guide: dict[str, torch.Tensor] | None = None) -> str:
+    """Write config.json, the schedule, the raw weights and the guide's (a state dict, when given), then the
+    sampling weights; return the latter's sha256."""
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / CONFIG, {
         "format": FORMAT,
@@ -83,6 +95,11 @@ def write_trained(out_dir: str | Path, model: nn.Module, raw_model: nn.Module, c
     })
     save_verified(out_dir / SCHEDULE, {"betas": NoiseSchedule.from_config(cfg.schedule).betas})
     save_verified(out_dir / RAW_WEIGHTS, raw_model.state_dict(), {"format": FORMAT, "weights": "raw"})
+    if guide is not None:
+        save_verified(out_dir / GUIDE, guide, {"format": FORMAT, "weights": "guide"})
+    else:  # a guide left from an earlier run of the folder is not this model's
+        manifest_path(out_dir / GUIDE).unlink(missing_ok=True)
+        (out_dir / GUIDE).unlink(missing_ok=True)
     kind = "raw" if cfg.train.ema_decay == 0 else "ema"
     return save_verified(out_dir / WEIGHTS, model.state_dict(), {"format": FORMAT, "weights": kind})
 
@@ -120,6 +137,9 @@ def load_diffusion(model_dir: str | Path, device: str | torch.device = "cpu", we
     if cfg.model.num_classes not in (0, len(class_names)):
         raise CheckpointError(f"{model_dir / CONFIG}: {cfg.model.num_classes} model classes but {len(class_names)} class names")
     model, digest = load_weights(UNet(cfg.model), model_dir / weights, device)
+    guide, guide_digest = None, None
+    if (model_dir / GUIDE).exists():
+        guide, guide_digest = load_weights(UNet(cfg.model), model_dir / GUIDE, device)
     return TrainedDiffusion(
         model=model,
         schedule=read_schedule(model_dir, cfg).to(device),
@@ -131,4 +151,6 @@ def load_diffusion(model_dir: str | Path, device: str | torch.device = "cpu", we
         sha256=digest,
         config=cfg,
         autoencoder_sha256=str(config["autoencoder_sha256"]),
+        guide=guide,
+        guide_sha256=guide_digest,
     )

@@ -52,6 +52,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("eta", pa.float64(), "generation", "sampler stochasticity (DDIM eta)", None),
     Column("guidance_scale", pa.float64(), "generation", "classifier-free guidance scale", None),
     Column("guidance_method", pa.string(), "generation", "how guidance combines the predictions: cfg, cfg_rescale or apg", None),
+    Column("autoguidance_scale", pa.float64(), "generation", "autoguidance a: the conditional prediction extrapolated away from the guide; 1: off", None),
     Column("timestep_spacing", pa.string(), "generation", "how the sampler's timesteps are spaced", None),
     Column("diffusion_sha256", pa.string(), "generation", "sha256 of the diffusion checkpoint", None),
     Column("autoencoder_sha256", pa.string(), "generation", "sha256 of the autoencoder checkpoint", None),

@@ -45,17 +45,19 @@ def build_plan(cfg: SampleConfig, class_names: list[str], seed: int | None = Non
 
 
 def run_key(cfg: SampleConfig, seed: int, diffusion_sha256: str, autoencoder_sha256: str,
-            filter_sha256: str | None = None) -> str:
+            filter_sha256: str | None = None, guide_sha256: str | None = None) -> str:
     """Identifies what a shard's bytes depend on; a receipt from another run key is not reused.
 
     The fields marked `unkeyed` (batch size, workers, threads, the task runner) are left out: they never change bytes.
-    A filter's weights enter by their sha256 (its params are unkeyed: they change bytes only through the weights).
-    The metadata columns enter by name and type, so a shard written before a column was added is made again, not
+    A filter's weights enter by their sha256 (its params are unkeyed: they change bytes only through the weights),
+    as do the autoguidance guide's. The metadata columns enter by name and type, so a shard written before a column was added is made again, not
     merged with newer shards into a mixed schema.
     """
     checkpoints = {"diffusion": diffusion_sha256, "autoencoder": autoencoder_sha256}
     if filter_sha256 is not None:
         checkpoints["filter"] = filter_sha256
+    if guide_sha256 is not None:
+        checkpoints["guide"] = guide_sha256
     columns = [[c.name, str(c.type)] for c in COLUMNS]
     payload = canonical_json({"sample": cfg.key_dump(), "seed": seed, **checkpoints, "columns": columns})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -124,7 +126,8 @@ def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = N
     plan = build_plan(cfg, class_names, seed)
     screen = screen_for(cfg, inputs.filter.root, models, class_names)
     filter_sha256 = screen.sha256 if screen is not None else None
-    key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256, filter_sha256)
+    key = run_key(cfg, plan.seed, models.diffusion.sha256, models.autoencoder.sha256, filter_sha256,
+                  models.diffusion.guide_sha256)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
     job = ShardJob(plan, cfg, inputs.diffusion.root, inputs.autoencoder.root, class_names, provenance, out,
                    inputs.filter.root)
@@ -136,7 +139,8 @@ def run(params: Params, inputs: Inputs, out: str | Path, *, seed: int | None = N
         run_facts = {
             "seed": plan.seed, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
             "host": socket.gethostname(), "task_runner": cfg.task_runner, "resumed_shards": len(done),
-            "diffusion_sha256": models.diffusion.sha256, "autoencoder_sha256": models.autoencoder.sha256,
+            "diffusion_sha256": models.diffusion.sha256, "guide_sha256": models.diffusion.guide_sha256,
+            "autoencoder_sha256": models.autoencoder.sha256,
             "filter_sha256": filter_sha256, "config_hash": key, "params_hash": params_hash(params), "out": str(out),
         }
         manifest = finish_run(out, plan, entries, class_names, resolved(params), run_facts, screen)

@@ -41,6 +41,7 @@ from synthgen.outputs import writes
 from synthgen.precision import bf16_autocast
 from synthgen.seeds import derive_seed
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, LatentsLayout, PreparedLayout
+from synthgen.training.checkpoint import checkpoint_name, load_checkpoint
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.loop import MAIN, train
 from synthgen.training.rng import seeded_cpu_rng
@@ -206,6 +207,16 @@ def decode_to_pixels(autoencoder: TrainedAutoencoder, z: torch.Tensor, device: t
     return np.concatenate(parts)
 
 
+def guide_weights(checkpoint_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    """The autoguidance guide: the EMA weights (raw without an EMA) of the checkpoint kept at `step`."""
+    path = checkpoint_dir / checkpoint_name(step)
+    if not path.exists():
+        raise SynthgenError(f"{path} is gone: the guide's checkpoint (diffusion.guide_fraction) was not kept, as when "
+                            "a finished run is continued to more steps; train from scratch (remove the folder)")
+    state = load_checkpoint(path)
+    return state.ema if state.ema is not None else state.nets[MAIN]
+
+
 def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_dir: str | Path,
                     class_names: list[str], out_dir: str | Path) -> dict[str, Any]:
     """Train the class-conditional latent UNet on the latent store, then write the folder described in the
@@ -223,13 +234,15 @@ def train_diffusion(cfg: DiffusionConfig, latents_dir: str | Path, autoencoder_d
     nets = {MAIN: build_unet(resolved)}
     objective = DiffusionObjective(resolved, latents.scale_factor)
     data = {"mean": latents.mean, "std": latents.std, "labels": latents.labels}
+    guide_step = resolved.guide_step
     result = train(resolved.train, nets, objective, data, out_dir / "checkpoints", out_dir / "metrics.csv",
-                   run_config=resolved.key_dump())
+                   run_config=resolved.key_dump(), keep_steps=() if guide_step is None else (guide_step,))
     if result.rank != 0:
         return {"rank": result.rank}
     # 3) weights and config, then everything measured from the folder as written
+    guide = None if guide_step is None else guide_weights(out_dir / "checkpoints", guide_step)
     digest = write_trained(out_dir, result.final_model.cpu(), result.nets[MAIN].cpu(), resolved, class_names,
-                           latent_shape, autoencoder.sha256, latents.scale_factor)
+                           latent_shape, autoencoder.sha256, latents.scale_factor, guide)
     with cpu_threads(resolved.train.cpu_threads):
         metrics = preview_and_measure(resolved, out_dir, latents, autoencoder)
     metrics.update(final_loss=last_logged_loss(layout.metrics_csv), steps=result.step,

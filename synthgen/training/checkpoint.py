@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import safetensors.torch
 import torch
@@ -120,8 +120,9 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:09d}.safetensors"
 
 
-def save_checkpoint(folder: str | Path, state: TrainingState, keep: int) -> Path:
-    """Write `state` as the checkpoint of its step, then delete all but the `keep` newest."""
+def save_checkpoint(folder: str | Path, state: TrainingState, keep: int, pinned: Collection[int] = ()) -> Path:
+    """Write `state` as the checkpoint of its step, then delete all but the `keep` newest and those of the
+    `pinned` steps."""
     tensors: dict[str, torch.Tensor] = {}
     for name, weights in state.nets.items():
         tensors.update({f"net/{name}/{k}": v for k, v in weights.items()})
@@ -143,7 +144,7 @@ def save_checkpoint(folder: str | Path, state: TrainingState, keep: int) -> Path
     }
     path = Path(folder) / checkpoint_name(state.step)
     save_verified(path, tensors, metadata)
-    prune_checkpoints(folder, keep)
+    prune_checkpoints(folder, keep, pinned)
     return path
 
 
@@ -161,8 +162,14 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def prune_checkpoints(folder: str | Path, keep: int) -> None:
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.removesuffix(".safetensors").removeprefix("step-"))
+
+
+def prune_checkpoints(folder: str | Path, keep: int, pinned: Collection[int] = ()) -> None:
     for path in list_checkpoints(folder)[:-keep]:
+        if checkpoint_step(path) in pinned:
+            continue
         manifest_path(path).unlink(missing_ok=True)  # manifest first: a half-deleted checkpoint is ignored
         path.unlink(missing_ok=True)
 

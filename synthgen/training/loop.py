@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol
+from typing import Collection, Iterator, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -94,13 +94,15 @@ def train(
     checkpoint_dir: str | Path,
     metrics_path: str | Path,
     run_config: Mapping | None = None,
+    keep_steps: Collection[int] = (),
 ) -> TrainResult:
     """Train `nets` on `data` (tensors sharing their first dimension) to `cfg.steps`, resuming from
     the newest checkpoint in `checkpoint_dir` if there is one. Under torchrun every rank calls this.
 
     Checkpoints are resumed only by a run with the same data and the same `run_config` (the stage's
     settings, JSON-able) up to `cfg.steps`: raising the step count continues a run exactly, while
-    any other change starts it over instead of silently mixing two runs."""
+    any other change starts it over instead of silently mixing two runs. A checkpoint is also written at each
+    of `keep_steps`, and never pruned (a stage that needs an early snapshot reads it after training)."""
     if MAIN not in nets:
         raise SynthgenError(f"train() needs a network named {MAIN!r}; got {sorted(nets)}")
     counts = {k: len(v) for k, v in data.items()}
@@ -110,7 +112,7 @@ def train(
     forked = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
     with torch.random.fork_rng(devices=forked), cpu_threads(cfg.cpu_threads):
         key = run_fingerprint(cfg, data, run_config)
-        return Run(cfg, nets, objective, data, Path(checkpoint_dir), Path(metrics_path), ctx, key).run()
+        return Run(cfg, nets, objective, data, Path(checkpoint_dir), Path(metrics_path), ctx, key, keep_steps).run()
 
 
 NOT_IN_FINGERPRINT = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "cpu_threads"}
@@ -132,8 +134,9 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, nets: Mapping[str, nn.Module], objective: Objective,
                  data: Mapping[str, torch.Tensor], checkpoint_dir: Path, metrics_path: Path, ctx: DistContext,
-                 fingerprint: str):
+                 fingerprint: str, keep_steps: Collection[int] = ()):
         self.cfg, self.objective, self.data, self.ctx, self.fingerprint = cfg, objective, data, ctx, fingerprint
+        self.keep_steps = frozenset(keep_steps)
         self.checkpoint_dir, self.metrics_path = checkpoint_dir, metrics_path
         memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
         self.nets = {name: net.to(ctx.device, memory_format=memory_format).train() for name, net in nets.items()}
@@ -214,7 +217,7 @@ class Run:
             ema_updates=self.ema.num_updates if self.ema is not None else 0,
             extra={"world_size": self.ctx.world_size, "fingerprint": self.fingerprint},
         )
-        save_checkpoint(self.checkpoint_dir, state, self.cfg.keep_checkpoints)
+        save_checkpoint(self.checkpoint_dir, state, self.cfg.keep_checkpoints, self.keep_steps)
 
     # ---- one step ---------------------------------------------------------------------------
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -262,7 +265,7 @@ class Run:
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 self.write_row(window, window_steps, window_start, bar)
                 window, window_steps, window_start = {}, 0, time.perf_counter()
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or self.step in self.keep_steps:
                 self.save()
         bar.close()
         if self.metrics is not None:
