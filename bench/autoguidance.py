@@ -71,7 +71,7 @@ def main() -> None:
     count = len(sweep_labels(models.diffusion.num_classes, args.per_class))
     score = ClassifierScore(load_classifier(args.classifier, models.device), args.prepared, count, seed=0)
     print(f"{count} samples, {sampler.name} {sampler.steps} steps, {sampler.guidance_method} {sampler.guidance_scale} "
-          f"in {sampler.guidance_interval}; guide {args.guide or 'the folder\'s'}; FD floor (real train to val) {score.baseline_fd:.3f}")
+          f"in {sampler.guidance_interval}; guide {args.guide or 'guide.safetensors'}; FD floor (real train to val) {score.baseline_fd:.3f}")
     print("| autoguidance a | accuracy | worst class | FD | seconds |")
     print("| --- | --- | --- | --- | --- |")
     for scale in args.scales:

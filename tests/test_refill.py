@@ -23,7 +23,7 @@ from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest, verify_dataset
 from synthgen.shards import manifest as manifest_module
 from synthgen.shards.schema import read_class_names
-from synthgen.stages.sample import build_plan, finish_run, run_key
+from synthgen.stages.sample import build_plan, finish_run
 from tests.tiny_models import CLASS_NAMES, write_tiny_models
 
 SEED = 7
@@ -45,7 +45,7 @@ def original(models, tmp_path_factory):
     """A 12-image dataset in shards of 5, 5 and 2, written by the sample stage's own code."""
     folder = tmp_path_factory.mktemp("original")
     plan = build_plan(CFG, CLASS_NAMES, SEED)
-    key = run_key(CFG, SEED, models.diffusion.sha256, models.autoencoder.sha256)
+    key = refill_module.key_of(CFG, SEED, models, None)
     provenance = Provenance(models.diffusion.sha256, models.autoencoder.sha256, key)
     entries = [generate_shard(models, plan.shard(i), CFG, CLASS_NAMES, provenance, folder) for i in range(plan.num_shards)]
     run = {"seed": SEED, "diffusion_sha256": models.diffusion.sha256, "autoencoder_sha256": models.autoencoder.sha256,
