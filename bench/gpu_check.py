@@ -150,8 +150,8 @@ def write_random_models(params, folder: Path) -> tuple[str, str]:
     latent_shape = (ae.model.latent_channels, side, side)
     ae_sha = write_autoencoder(folder / "autoencoder", Autoencoder(ae.model), ae, scale_factor=1.0)
     cfg = resolve_config(params.diffusion, latent_shape, len(CLASS_NAMES))
-    unet = UNet(cfg.model)
-    write_diffusion(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, latent_shape, ae_sha, 1.0)
+    unet, guide = UNet(cfg.model), UNet(cfg.model)  # a random guide too: sampling times autoguidance's third row
+    write_diffusion(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, latent_shape, ae_sha, 1.0, guide.state_dict())
     return str(folder / "diffusion"), str(folder / "autoencoder")
 
 
