@@ -83,7 +83,8 @@ def write_default_models(folder: Path) -> tuple[str, str]:
     ae_sha = write_autoencoder(folder / "autoencoder", Autoencoder(ae_cfg.model), ae_cfg, scale_factor=1.0)
     cfg = resolve_config(DiffusionConfig(), latent_shape, len(CLASS_NAMES))  # the fields train_diffusion fills in
     unet = UNet(cfg.model)
-    write_diffusion(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, latent_shape, ae_sha, 1.0)
+    guide = UNet(cfg.model)  # random too: sampling times autoguidance's third network row
+    write_diffusion(folder / "diffusion", unet, unet, cfg, CLASS_NAMES, latent_shape, ae_sha, 1.0, guide.state_dict())
     return str(folder / "diffusion"), str(folder / "autoencoder")
 
 
