@@ -263,8 +263,12 @@ def test_x0_methods_are_deterministic_and_independent_of_the_batch():
     ("autoguidance_scale: 0.5", "sample.sampler.autoguidance_scale = 0.5: Input should be greater than or equal to 1"),
 ])
 def test_config_refuses_a_bad_guidance_value_in_one_line(tmp_path, text, fragment):
+    assert_refused_in_one_line(tmp_path, f"sample:\n  sampler:\n    {text}\n", fragment)
+
+
+def assert_refused_in_one_line(tmp_path, params_text: str, fragment: str) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text(f"sample:\n  sampler:\n    {text}\n")
+    path.write_text(params_text)
     with pytest.raises(ConfigError) as err:
         load_params(path)
     assert fragment in str(err.value) and "\n" not in str(err.value)
@@ -275,11 +279,7 @@ def test_config_refuses_a_bad_guidance_value_in_one_line(tmp_path, text, fragmen
     ("guide_fraction: null", "preview.autoguidance_scale must be 1 when guide_fraction is null"),
 ])
 def test_config_refuses_a_guide_it_cannot_keep_in_one_line(tmp_path, text, fragment):
-    path = tmp_path / "params.yaml"
-    path.write_text(f"diffusion:\n  {text}\n")
-    with pytest.raises(ConfigError) as err:
-        load_params(path)
-    assert fragment in str(err.value) and "\n" not in str(err.value)
+    assert_refused_in_one_line(tmp_path, f"diffusion:\n  {text}\n", fragment)
 
 
 def test_the_sampler_config_builds_the_guidance_it_names(tmp_path):
