@@ -14,9 +14,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.3
-	# torch first and exactly pinned: this resolves to the local CPU wheel, never the CUDA stack.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[pipeline,s3,test]"
+	# torch first and exactly pinned, by pip: this resolves to the local CPU wheel, never the CUDA stack.
+	$(PY) -m pip install --quiet torch==2.13.0 uv==0.13.9
+	# the rest by uv, against the same pins (about 8 times faster than pip; it keeps the torch above)
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -c constraints.txt -e ".[pipeline,s3,test]"
 	touch $@
 
 run: $(STAMP)

@@ -52,13 +52,16 @@ def main() -> None:
                            real.val.labels, real.class_names, Path(tmp) / f"classifier {name}")
                for name, cfg in configs.items()}
         (a, ta), (b, tb) = out.values()
-        same = all(a[k] == b[k] for k in ("model_sha256", "val_accuracy", "cas_reference_accuracy"))
-        print(f"| train_classifier (evaluator, CAS reference) | {ta:.1f} | {tb:.1f} | {tb / ta:.2f} | {same} |")
+        figures = ("model_sha256", "val_accuracy", "cas_reference_accuracy", "cas_reference_accuracy_std")
+        same = all(a[k] == b[k] for k in figures)
+        print(f"| train_classifier (evaluator, {base.cas.runs} CAS references) | {ta:.1f} | {tb:.1f} | {tb / ta:.2f} "
+              f"| {same} |")
         out = {name: timed(classifier_runs, cfg, real, synthetic, Path(tmp) / f"cas {name}")
                for name, cfg in configs.items()}
         (a, ta), (b, tb) = out.values()
-        runs = 1 + 2 * len(base.utility.fractions) * base.utility.enabled
-        print(f"| evaluate (CAS and {runs - 1} utility runs) | {ta:.1f} | {tb:.1f} | {tb / ta:.2f} | {a == b} |")
+        utility_runs = 2 * len(base.utility.fractions) * base.utility.enabled
+        print(f"| evaluate ({base.cas.runs} CAS and {utility_runs} utility runs) | {ta:.1f} | {tb:.1f} | {tb / ta:.2f} "
+              f"| {a == b} |")
 
 
 if __name__ == "__main__":

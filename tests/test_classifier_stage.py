@@ -26,7 +26,7 @@ def tiny_config(steps: int = 20) -> EvaluateConfig:
     return EvaluateConfig.model_validate({
         "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0},
         "classifier_train": {**FAST_TRAIN, "steps": steps, "checkpoint_every": 10},
-        "cas": {"samples": 64, "train": {**FAST_TRAIN, "steps": 6, "checkpoint_every": 6}},
+        "cas": {"samples": 64, "train": {**FAST_TRAIN, "steps": 6, "checkpoint_every": 6}, "runs": 2},
         "batch_size": 128,
     })
 
@@ -51,9 +51,11 @@ def test_writes_a_folder_that_rebuilds_the_measured_classifier(real, tmp_path):
                      "model.manifest.json", "model.safetensors"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["val_accuracy_per_class"]) == set(CLASSES)
-    assert metrics["cas_reference_train_count"] == 64 and 0 <= metrics["cas_reference_accuracy"] <= 1
+    assert metrics["cas_reference_train_count"] == 64 and metrics["cas_reference_runs"] == 2
+    assert 0 <= metrics["cas_reference_accuracy"] <= 1 and metrics["cas_reference_accuracy_std"] >= 0
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0].startswith("step,")
-    assert (tmp_path / "cas_reference" / "metrics.csv").is_file()
+    assert sorted(p.name for p in (tmp_path / "cas_reference").iterdir()) == ["run-0", "run-1"]
+    assert all((tmp_path / "cas_reference" / f"run-{k}" / "metrics.csv").is_file() for k in (0, 1))
     trained = load_classifier(tmp_path)
     assert trained.sha256 == summary["model_sha256"] and trained.class_names == list(CLASSES)
     assert trained.image_size == (16, 16) and not trained.model.training
@@ -81,7 +83,7 @@ def test_the_evaluator_and_cas_reference_trained_side_by_side_match_one_by_one(r
 
     serial = train_classifier(config(1), *real, tmp_path / "serial")
     parallel = train_classifier(config(2), *real, tmp_path / "parallel")
-    figures = ("model_sha256", "val_accuracy", "cas_reference_accuracy", "steps")
+    figures = ("model_sha256", "val_accuracy", "cas_reference_accuracy", "cas_reference_accuracy_std", "steps")
     assert [parallel[k] for k in figures] == [serial[k] for k in figures]
 
 

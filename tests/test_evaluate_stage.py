@@ -31,7 +31,7 @@ FAST_TRAIN = {"batch_size": 32, "lr": 3e-3, "warmup_steps": 2, "log_every": 10, 
 CONFIG = {
     "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0},
     "classifier_train": {**FAST_TRAIN, "steps": 40, "checkpoint_every": 40},
-    "cas": {"samples": 96, "train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
+    "cas": {"samples": 96, "train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}, "runs": 2},
     "utility": {"train": {**FAST_TRAIN, "steps": 15, "checkpoint_every": 15}},
     "batch_size": 128, "kid_subsets": 10, "num_samples": 120, "memorisation_quantile": 0.02,
     "gate": {"min_conditional_accuracy": 0.6, "max_fd_ratio": 4.0, "max_near_duplicate_fraction": 0.05, "min_cas_ratio": None,
@@ -175,7 +175,10 @@ def test_plots_grid_and_report_are_written(good_run):
     assert "http" not in page and "Published" in page and page.count("<svg") == 4
     assert "CAS accuracy" in page and "train #" in page and "Augmentation utility" in page
     assert "Sample filter" not in page and "Filter acceptance" not in page
-    assert (root / "eval" / "cas" / "metrics.csv").is_file() and not (root / "eval" / "cas" / "checkpoints").exists()
+    cas = root / "eval" / "cas"
+    assert sorted(p.name for p in cas.iterdir()) == ["run-0", "run-1"]
+    assert all((cas / run / "metrics.csv").is_file() and not (cas / run / "checkpoints").exists()
+               for run in ("run-0", "run-1"))
 
 
 def test_noise_is_rejected_and_the_manifest_says_why(stage_inputs, tmp_path):

@@ -23,7 +23,7 @@ TRAIN = {"batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "log_every": 10, "prog
 CFG = EvaluateConfig.model_validate({
     "classifier": {"widths": [8, 16], "blocks_per_stage": 1, "norm_groups": 4, "dropout": 0.0, "stem_stride": 1},
     "augment": {"shift": 0},
-    "cas": {"samples": 60, "train": {**TRAIN, "steps": 10, "checkpoint_every": 10}},
+    "cas": {"samples": 60, "train": {**TRAIN, "steps": 10, "checkpoint_every": 10}, "runs": 2},
     "utility": {"train": {**TRAIN, "steps": 30, "checkpoint_every": 30}},
     "classifier_workers": 1,
 })
@@ -83,11 +83,23 @@ def test_runs_side_by_side_in_processes_give_the_figures_of_runs_one_by_one(info
     serial = classifier_runs(CFG, REAL, INFORMATIVE, tmp_path / "serial")
     parallel = classifier_runs(CFG.model_copy(update={"classifier_workers": 2}), REAL, INFORMATIVE, tmp_path / "two")
     assert parallel == serial and serial[2] == informative
-    assert losses(tmp_path / "two") == losses(tmp_path / "serial")
+    for run in ("run-0", "run-1"):
+        assert losses(tmp_path / "two" / run) == losses(tmp_path / "serial" / run)
+
+
+def test_each_cas_run_trains_with_its_own_seed_on_the_same_images(tmp_path):
+    """Two CAS runs: seeds train.seed and train.seed + 1, so two loss curves; the first is the single run's."""
+    accuracies, count, _ = classifier_runs(CFG, REAL, INFORMATIVE, tmp_path / "two")
+    one = CFG.model_copy(update={"cas": CFG.cas.model_copy(update={"runs": 1})})
+    single, single_count, _ = classifier_runs(one, REAL, INFORMATIVE, tmp_path / "one")
+    assert len(accuracies) == 2 and count == single_count == 60 and single == accuracies[:1]
+    assert losses(tmp_path / "two" / "run-0") == losses(tmp_path / "one" / "run-0")
+    assert losses(tmp_path / "two" / "run-1") != losses(tmp_path / "two" / "run-0")
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["run-0", "run-1"]
 
 
 def losses(run_dir) -> list[str]:
-    """The CAS run's loss column (metrics.csv also holds images/s, a timing)."""
+    """A CAS run's loss column (metrics.csv also holds images/s, a timing)."""
     import polars as pl
 
     return pl.read_csv(run_dir / "metrics.csv")["loss"].to_list()

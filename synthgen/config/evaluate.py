@@ -16,9 +16,9 @@ Width = Annotated[int, Field(ge=8, le=1024)]
 CLASSIFIER_TRAIN = TrainConfig(  # trains the default classifier on 32x32 shapes on a 2-core CPU in about a minute
     steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=200, log_every=25,
     cpu_threads=1)
-CAS_TRAIN = TrainConfig(  # the schedule of both CAS classifiers: 1000 shapes images to ~98% real val accuracy
-    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.05, checkpoint_every=300, log_every=25,
-    cpu_threads=1)
+CAS_TRAIN = TrainConfig(  # the schedule of both CAS classifiers: 1000 shapes images to ~99% real val accuracy
+    steps=600, batch_size=64, lr=2e-3, warmup_steps=50, lr_decay="cosine", weight_decay=0.05, checkpoint_every=300,
+    log_every=25, cpu_threads=1)
 UTILITY_TRAIN = TrainConfig(  # every utility classifier: shapes need ~400 steps (at 300 the figures still swing by 0.1)
     steps=400, batch_size=64, lr=2e-3, warmup_steps=10, weight_decay=0.05, checkpoint_every=400, log_every=25,
     cpu_threads=1, progress=False)
@@ -50,10 +50,16 @@ class AugmentConfig(Section):
 
 
 class CasConfig(Section):
-    """Classification Accuracy Score: one run on synthetic images, one with the same schedule on as many real ones."""
+    """Classification Accuracy Score: runs on synthetic images, and as many with the same schedules on as many real
+    ones; each side's accuracy is the mean of its runs, which differ only in their seed."""
 
     samples: int = Field(1000, ge=16)  # training images of each CAS classifier (synthetic, and the real reference)
     train: TrainConfig = CAS_TRAIN  # schedule both CAS classifiers share
+    runs: int = Field(3, ge=1, le=16)  # classifiers per side, run k seeded train.seed + k; CAS is their mean (one run's seed moves it by ~0.05)
+
+    def schedules(self) -> list[TrainConfig]:
+        """The schedule of each run: `train`, seeded train.seed + k for run k."""
+        return [self.train.model_copy(update={"seed": self.train.seed + k}) for k in range(self.runs)]
 
 
 class UtilityConfig(Section):

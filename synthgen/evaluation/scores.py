@@ -7,7 +7,7 @@ size, so the generated set is cut into disjoint subsets as large as val and thos
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -99,9 +99,14 @@ def gate_space_aliases(metrics: dict[str, float], space: str) -> dict[str, float
     return aliases
 
 
-def cas_metrics(cas_accuracy: float, reference_accuracy: float, train_count: int, reference_count: int) -> dict[str, float]:
-    """Classification Accuracy Score (Ravuri & Vinyals 2019) beside the real-trained reference."""
+def cas_metrics(cas_accuracies: Sequence[float], train_count: int, reference: Mapping[str, Any]) -> dict[str, Any]:
+    """Classification Accuracy Score (Ravuri & Vinyals 2019) beside the real-trained reference (train_classifier's
+    metrics): the mean real val accuracy of each side's runs, which differ only in their seed, their spread, and
+    the ratio of the means."""
+    cas_accuracy, reference_accuracy = float(np.mean(cas_accuracies)), reference["cas_reference_accuracy"]
     ratio = cas_ratio(cas_accuracy, reference_accuracy) if reference_accuracy > 0 else float("nan")
     return {"cas_accuracy": cas_accuracy, "cas_accuracy_baseline": reference_accuracy, "cas_ratio": ratio,
-            "cas_train_count": train_count, "cas_baseline_train_count": reference_count}
+            "cas_accuracy_std": float(np.std(cas_accuracies)),
+            "cas_accuracy_baseline_std": reference["cas_reference_accuracy_std"], "cas_runs": len(cas_accuracies),
+            "cas_train_count": train_count, "cas_baseline_train_count": reference["cas_reference_train_count"]}
 

@@ -119,8 +119,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "without, trained on {utility_largest_n} real images", False, fmt="+.3f", report=True, index=True,
                artifact=True),
     MetricSpec("cas_accuracy", "CAS accuracy",
-               "trained on {cas_train_count} synthetic images, tested on real val; baseline: as many real", False,
-               report=True),
+               "mean of {cas_runs} runs (seeds; std {cas_accuracy_std:.3f}), each trained on {cas_train_count} "
+               "synthetic images, tested on real val; baseline: as many real", False, report=True),
     *(near_duplicate_spec(space) for space in SPACE_LABELS),
     *(median_distance_spec(space) for space in SPACE_LABELS),
     MetricSpec("fid", "FID (Inception)", "to train; generated in val-sized subsets", True, report=True),

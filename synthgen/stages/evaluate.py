@@ -12,7 +12,7 @@
   plots/quality_vs_steps.csv    conditional accuracy per sampler and step count, when a sweep is passed in
   grid_per_class.png            one row of generated samples per class
   report.html                   the self-contained report
-  cas/metrics.csv               per-step metrics of the CAS classifier (trained on synthetic images only)
+  cas/run-<k>/metrics.csv       per-step metrics of each CAS classifier (trained on synthetic images only)
   quality.parquet               per-sample quality, keyed by key, joinable with metadata.parquet
 It never modifies the synthetic dataset (the output of another stage): `synthgen.stages.release`
 carries the verdict into a dataset folder when it is released.
@@ -94,11 +94,13 @@ def fit_and_score(cfg: EvaluateConfig, train_cfg: TrainConfig, images: LabelledI
     return class_accuracy(result.final_model.eval(), val.pixels, val.labels, cfg.batch_size).overall
 
 
-def cas_job(cfg: EvaluateConfig, synthetic: LabelledImages, val: LabelledImages, num_classes: int,
-            run_dir: Path) -> tuple:
-    """`fit_and_score`'s arguments for the CAS classifier: trained on a seeded subset of the synthetic images only."""
+def cas_jobs(cfg: EvaluateConfig, synthetic: LabelledImages, val: LabelledImages, num_classes: int,
+             cas_dir: Path) -> list[tuple]:
+    """`fit_and_score`'s arguments for each CAS run (`cas.schedules()`): trained on one seeded subset of the synthetic
+    images only, each run's metrics.csv in `cas_dir`/run-<k>."""
     chosen = synthetic.take(seeded_subset(len(synthetic), cfg.cas.samples, derive_seed(cfg.seed, "evaluate/cas_subset")))
-    return (cfg, cfg.cas.train, chosen, val, num_classes, run_dir)
+    return [(cfg, schedule, chosen, val, num_classes, cas_dir / f"run-{k}")
+            for k, schedule in enumerate(cfg.cas.schedules())]
 
 
 def utility_jobs(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages, runs: Sequence[tuple[int, bool]],
@@ -116,20 +118,21 @@ def utility_jobs(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages,
 
 
 def classifier_runs(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages,
-                    cas_dir: Path) -> tuple[float, int, list[UtilityPoint]]:
-    """The CAS accuracy with its training count, and the utility curve (`synthgen.metrics.utility`): independent
-    classifier runs, side by side in `evaluate.classifier_workers` processes."""
+                    cas_dir: Path) -> tuple[list[float], int, list[UtilityPoint]]:
+    """The accuracy of every CAS run with their training count, and the utility curve (`synthgen.metrics.utility`):
+    independent classifier runs, side by side in `evaluate.classifier_workers` processes."""
     num_classes = len(real.class_names)
-    cas = cas_job(cfg, synthetic, real.val, num_classes, cas_dir)
+    cas = cas_jobs(cfg, synthetic, real.val, num_classes, cas_dir)
     runs = utility_runs(cfg.utility.fractions, len(real.train)) if cfg.utility.enabled else []
     workers = worker_count([cfg.cas.train, cfg.utility.train], cfg.classifier_workers)
+    shutil.rmtree(cas_dir, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="synthgen-utility-") as tmp:
-        cas_accuracy, *accuracies = run_side_by_side(
-            fit_and_score, [cas, *utility_jobs(cfg, real, synthetic, runs, Path(tmp))], workers)
-    by_run = dict(zip(runs, accuracies))
+        accuracies = run_side_by_side(fit_and_score, [*cas, *utility_jobs(cfg, real, synthetic, runs, Path(tmp))],
+                                      workers)
+    by_run = dict(zip(runs, accuracies[len(cas):]))
     utility = measure_utility(cfg.utility.fractions, len(real.train), lambda n, w: by_run[n, w]) if runs else []
-    _, _, cas_images, *_ = cas
-    return cas_accuracy, len(cas_images), utility
+    _, _, cas_images, *_ = cas[0]
+    return accuracies[:len(cas)], len(cas_images), utility
 
 
 def inception_fid(model: torch.nn.Module, real: RealData, measured: LabelledImages, cfg: EvaluateConfig) -> dict[str, float]:
@@ -231,10 +234,8 @@ def score(cfg: EvaluateConfig, inputs: Loaded, inception: torch.nn.Module | None
     metrics.update(gate_space_aliases(metrics, cfg.memorisation_space))
     # 4) usefulness: CAS against the real reference that train_classifier trained, and the utility curve
     start = time.perf_counter()
-    cas_accuracy, cas_count, utility = classifier_runs(cfg, real, synthetic.take(measured), EvalLayout(out_dir).cas)
-    reference = inputs.trained.metrics
-    metrics.update(cas_metrics(cas_accuracy, reference["cas_reference_accuracy"], cas_count,
-                               reference["cas_reference_train_count"]))
+    cas_accuracies, cas_count, utility = classifier_runs(cfg, real, synthetic.take(measured), EvalLayout(out_dir).cas)
+    metrics.update(cas_metrics(cas_accuracies, cas_count, inputs.trained.metrics))
     if utility:
         metrics.update(utility_metrics(utility, len(measured), cfg.utility.train.steps))
     if inception is not None:

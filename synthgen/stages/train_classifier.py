@@ -6,10 +6,10 @@
   metrics.json                          real val accuracy, overall and per class; the CAS reference accuracy
   metrics.csv                           per-step training metrics (x = step)
   checkpoints/                          training checkpoints; a re-run resumes from the newest
-  cas_reference/                        metrics.csv and checkpoints of the CAS reference run
-The CAS reference is the same architecture trained with the CAS schedule on `cas.samples`
-real training images: the evaluate stage trains its synthetic twin, and the ratio of their real
-val accuracies is the CAS ratio, so schedule and data size cancel out of it.
+  cas_reference/run-<k>/                metrics.csv and checkpoints of each CAS reference run
+The CAS reference is the same architecture trained with the CAS schedules (`cas.runs` seeds) on
+`cas.samples` real training images: the evaluate stage trains its synthetic twins, and the ratio of
+their mean real val accuracies is the CAS ratio, so schedule and data size cancel out of it.
 """
 from __future__ import annotations
 
@@ -97,32 +97,37 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     out_dir = Path(out_dir)
     num_classes = len(class_names)
     check_real_splits(train_pixels, train_labels, val_pixels, val_labels, num_classes)
-    # 1) the feature classifier, on every training image, and 2) the CAS reference: the CAS schedule on as many
+    # 1) the feature classifier, on every training image, and 2) the CAS reference: the CAS schedules on as many
     #    real images as CAS trains on synthetic ones; independent runs, side by side when cores allow
     real_seed = derive_seed(cfg.cas.train.seed, "classifier/cas_real_subset")
     subset = seeded_subset(len(train_pixels), cfg.cas.samples, real_seed)
+    reference_dir = ClassifierLayout(out_dir).cas_reference
     jobs = [(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir),
-            (cfg.classifier, cfg.cas.train, cfg.augment, train_pixels[subset], train_labels[subset], num_classes,
-             ClassifierLayout(out_dir).cas_reference)]
+            *((cfg.classifier, schedule, cfg.augment, train_pixels[subset], train_labels[subset], num_classes,
+               reference_dir / f"run-{k}") for k, schedule in enumerate(cfg.cas.schedules()))]
     workers = worker_count([cfg.classifier_train, cfg.cas.train], cfg.classifier_workers)
-    result, reference = run_side_by_side(fit_classifier, jobs, workers)
+    result, *references = run_side_by_side(fit_classifier, jobs, workers)
     if result.rank != 0:
         return {"rank": result.rank}
-    # 3) real val accuracy of both, then the outputs (weights last)
+    # 3) real val accuracy of all, then the outputs (weights last)
     model = result.final_model.eval()
     val = class_accuracy(model, val_pixels, val_labels, cfg.batch_size)
-    cas_reference = class_accuracy(reference.final_model.eval(), val_pixels, val_labels, cfg.batch_size)
+    cas_reference = [class_accuracy(reference.final_model.eval(), val_pixels, val_labels, cfg.batch_size).overall
+                     for reference in references]
     metrics = {
         "val_accuracy": val.overall,
         "val_accuracy_per_class": dict(zip(class_names, val.per_class)),
         "val_count": len(val_pixels),
         "train_count": len(train_pixels),
-        "cas_reference_accuracy": cas_reference.overall,
+        "cas_reference_accuracy": float(np.mean(cas_reference)),
+        "cas_reference_accuracy_std": float(np.std(cas_reference)),
+        "cas_reference_runs": len(cas_reference),
         "cas_reference_train_count": len(subset),
     }
     digest = write_trained(out_dir, model.cpu(), cfg.classifier, cfg.model_dump(mode="json"), class_names,
                            train_pixels.shape[1:3], metrics)
-    log.info("classifier: real val accuracy %.4f, CAS reference %.4f", val.overall, cas_reference.overall)
+    log.info("classifier: real val accuracy %.4f, CAS reference %.4f (mean of %d)", val.overall,
+             metrics["cas_reference_accuracy"], metrics["cas_reference_runs"])
     return {**metrics, "steps": result.step, "resumed_from": result.resumed_from, "train_seconds": result.seconds,
             "images_per_s": result.images_per_s, "model_sha256": digest, "out_dir": str(out_dir)}
 
