@@ -121,7 +121,7 @@ def test_a_partial_training_section_overrides_only_the_keys_it_names_of_the_stag
 
     params = load_params(write(tmp_path, "autoencoder:\n  train: {steps: 7}\n"))
     assert params.autoencoder.train == DEFAULT_TRAIN.model_copy(update={"steps": 7})
-    assert params.evaluate.gate.max_fd_ratio == 2.0  # a section without stage defaults keeps its class's
+    assert params.evaluate.gate.max_fd_ratio == 1.5  # a section without stage defaults keeps its class's
 
 
 def test_key_dumps_leave_out_exactly_the_unkeyed_fields():
