@@ -21,7 +21,7 @@ class FilterConfig(Section):
     assign to the requested class (with at least `min_confidence`) is replaced by a fresh sample of that class."""
 
     enabled: bool = True  # screen every sample; off writes the generator's first draws as they come
-    min_confidence: float = Field(0.99, ge=0.0, lt=1.0)  # accept when the requested class is the filter's top class with at least this probability
+    min_confidence: float = Field(0.9, ge=0.0, lt=1.0)  # accept when the requested class is the filter's top class with at least this probability
     max_attempts: int = Field(64, ge=1, le=1000)  # draws per sample at most; a sample still rejected then fails the stage, naming its class
     min_acceptance: float = Field(0.1, ge=0.0, le=1.0)  # a class whose share of accepted draws is lower fails the stage (the generator cannot draw it)
     classifier: ClassifierConfig = unkeyed(FILTER_CLASSIFIER)  # the filter's architecture (stage train_filter; keep it unlike evaluate.classifier)
