@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet pip==26.3
 	# torch first and exactly pinned, by pip: this resolves to the local CPU wheel, never the CUDA stack.
 	$(PY) -m pip install --quiet torch==2.13.0 uv==0.13.9
-	# the rest by uv, against the same pins (about 8 times faster than pip; it keeps the torch above)
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -c constraints.txt -e ".[pipeline,s3,test]"
+	# the rest by uv, against the same pins (2.5 times faster than pip; it keeps the torch above). Compile the
+	# bytecode as pip does: under PYTHONDONTWRITEBYTECODE every process would otherwise recompile what it imports.
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -c constraints.txt -e ".[pipeline,s3,test]"
 	touch $@
 
 run: $(STAMP)
