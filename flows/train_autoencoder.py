@@ -17,6 +17,8 @@ def train_autoencoder(params: Params, prepared: str = PreparedLayout.DEFAULT,
                       out: str = AutoencoderLayout.DEFAULT) -> dict:
     """Train on the prepared train split, evaluate on val, write weights, scale factor and metrics."""
     summary = stage_task(stage.run, params.autoencoder, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
+    if "rank" in summary:  # a torchrun rank other than 0: rank 0 writes and reports
+        return summary
     write_resolved(params, out)
     print(f"autoencoder: val PSNR {summary['psnr']:.2f} dB, SSIM {summary['ssim']:.3f}, "
           f"scale factor {summary['scale_factor']:.4f} -> {out}")

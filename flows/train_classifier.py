@@ -17,6 +17,8 @@ def train_classifier(params: Params, prepared: str = PreparedLayout.DEFAULT,
                      out: str = ClassifierLayout.DEFAULT) -> dict:
     """Train on real train images, measure on real val, write the weights and their accuracy."""
     summary = stage_task(stage.run, params.evaluate, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
+    if "rank" in summary:  # a torchrun rank other than 0: rank 0 writes and reports
+        return summary
     write_resolved(params, out)
     print(f"classifier: real val accuracy {summary.get('val_accuracy')} -> {out}")
     return summary

@@ -19,6 +19,8 @@ def train_diffusion(params: Params, prepared: str = PreparedLayout.DEFAULT, late
     inputs = stage.Inputs(PreparedLayout(Path(prepared)), LatentsLayout(Path(latents)),
                           AutoencoderLayout(Path(autoencoder)))
     summary = stage_task(stage.run, params.diffusion, inputs, Path(out))
+    if "rank" in summary:  # a torchrun rank other than 0: rank 0 writes and reports
+        return summary
     write_resolved(params, out)
     print(f"diffusion: {summary['steps']} steps, final loss {summary['final_loss']:.4f} -> {out}")
     return summary
