@@ -146,6 +146,17 @@ def test_cas_ratio():
         cas_ratio(0.5, 0.0)
 
 
+def test_cas_over_runs_is_the_ratio_of_the_means_with_each_sides_sample_spread():
+    from synthgen.evaluation.scores import cas_metrics
+
+    reference = {"cas_reference_accuracy": 0.9, "cas_reference_accuracy_std": 0.01, "cas_reference_train_count": 50}
+    metrics = cas_metrics([0.7, 0.8, 0.9], 40, reference)
+    assert metrics["cas_accuracy"] == pytest.approx(0.8) and metrics["cas_ratio"] == pytest.approx(0.8 / 0.9)
+    assert metrics["cas_accuracy_std"] == pytest.approx(0.1)  # sample std (n - 1), as the FD's over subsets
+    assert (metrics["cas_runs"], metrics["cas_accuracy_baseline_std"], metrics["cas_train_count"]) == (3, 0.01, 40)
+    assert cas_metrics([0.7], 40, reference)["cas_accuracy_std"] == 0.0
+
+
 # --- memorisation -------------------------------------------------------------------------------
 
 

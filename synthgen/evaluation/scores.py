@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from synthgen.config.evaluate import EvaluateConfig
-from synthgen.metrics.conditional import cas_ratio, conditional_accuracy
+from synthgen.metrics.conditional import cas_ratio, conditional_accuracy, mean_over_runs
 from synthgen.metrics.frechet import frechet_distance
 from synthgen.metrics.gate import fd_ratio
 from synthgen.metrics.kid import kernel_inception_distance
@@ -103,10 +103,10 @@ def cas_metrics(cas_accuracies: Sequence[float], train_count: int, reference: Ma
     """Classification Accuracy Score (Ravuri & Vinyals 2019) beside the real-trained reference (train_classifier's
     metrics): the mean real val accuracy of each side's runs, which differ only in their seed, their spread, and
     the ratio of the means."""
-    cas_accuracy, reference_accuracy = float(np.mean(cas_accuracies)), reference["cas_reference_accuracy"]
+    (cas_accuracy, spread), reference_accuracy = mean_over_runs(cas_accuracies), reference["cas_reference_accuracy"]
     ratio = cas_ratio(cas_accuracy, reference_accuracy) if reference_accuracy > 0 else float("nan")
     return {"cas_accuracy": cas_accuracy, "cas_accuracy_baseline": reference_accuracy, "cas_ratio": ratio,
-            "cas_accuracy_std": float(np.std(cas_accuracies)),
+            "cas_accuracy_std": spread,
             "cas_accuracy_baseline_std": reference["cas_reference_accuracy_std"], "cas_runs": len(cas_accuracies),
             "cas_train_count": train_count, "cas_baseline_train_count": reference["cas_reference_train_count"]}
 

@@ -1,7 +1,9 @@
 """Does a class-conditional generator obey its label? Conditional accuracy and the CAS ratio."""
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,3 +38,9 @@ def cas_ratio(synthetic_trained_accuracy: float, real_trained_accuracy: float) -
     """
     assert real_trained_accuracy > 0, "the real-trained accuracy must be positive to form the CAS ratio"
     return synthetic_trained_accuracy / real_trained_accuracy
+
+
+def mean_over_runs(accuracies: Sequence[float]) -> tuple[float, float]:
+    """The mean accuracy of classifier runs that differ only in their seed (one side of CAS), and their sample
+    standard deviation (0 for one run)."""
+    return statistics.fmean(accuracies), statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0

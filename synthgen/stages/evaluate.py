@@ -56,7 +56,7 @@ from synthgen.metrics.utility import UtilityPoint, measure_utility, utility_metr
 from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_manifest
-from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout
+from synthgen.stages.layout import ClassifierLayout, EvalLayout, PreparedLayout, SweepLayout, SyntheticLayout, run_dirs
 from synthgen.stages.train_classifier import fit_classifier
 from synthgen.training.distributed import cpu_threads, resolve_device
 from synthgen.training.side_by_side import run_side_by_side, worker_count
@@ -99,8 +99,8 @@ def cas_jobs(cfg: EvaluateConfig, synthetic: LabelledImages, val: LabelledImages
     """`fit_and_score`'s arguments for each CAS run (`cas.schedules()`): trained on one seeded subset of the synthetic
     images only, each run's metrics.csv in `cas_dir`/run-<k>."""
     chosen = synthetic.take(seeded_subset(len(synthetic), cfg.cas.samples, derive_seed(cfg.seed, "evaluate/cas_subset")))
-    return [(cfg, schedule, chosen, val, num_classes, cas_dir / f"run-{k}")
-            for k, schedule in enumerate(cfg.cas.schedules())]
+    return [(cfg, schedule, chosen, val, num_classes, run_dir)
+            for schedule, run_dir in zip(cfg.cas.schedules(), run_dirs(cas_dir, cfg.cas.runs))]
 
 
 def utility_jobs(cfg: EvaluateConfig, real: RealData, synthetic: LabelledImages, runs: Sequence[tuple[int, bool]],

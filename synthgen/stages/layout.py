@@ -100,6 +100,11 @@ class ClassifierLayout(TrainedModelLayout):
         return self.root / "cas_reference"
 
 
+def run_dirs(root: Path, count: int) -> list[Path]:
+    """`root`/run-<k> for k < count: the folders of repeated runs that differ only in their seed (CAS)."""
+    return [root / f"run-{k}" for k in range(count)]
+
+
 @dataclass(frozen=True)
 class FilterLayout(TrainedModelLayout):
     """`train_filter`: the classifier that screens samples in `sample` (a classifier folder, never the evaluator)."""

@@ -28,11 +28,12 @@ from synthgen.errors import SynthgenError
 from synthgen.evaluation.augment import augment
 from synthgen.evaluation.features import check_images, class_accuracy, pixels_nchw, seeded_subset, to_model_range
 from synthgen.evaluation.trained import write_trained
+from synthgen.metrics.conditional import mean_over_runs
 from synthgen.models.classifier import FeatureClassifier
 from synthgen.outputs import writes
 from synthgen.seeds import derive_seed
 from synthgen.shards import read_arrays
-from synthgen.stages.layout import ClassifierLayout, PreparedLayout, TrainedModelLayout
+from synthgen.stages.layout import ClassifierLayout, PreparedLayout, TrainedModelLayout, run_dirs
 from synthgen.training.loop import MAIN, TrainResult, train
 from synthgen.training.rng import seeded_cpu_rng
 from synthgen.training.side_by_side import run_side_by_side, worker_count
@@ -103,8 +104,8 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     subset = seeded_subset(len(train_pixels), cfg.cas.samples, real_seed)
     reference_dir = ClassifierLayout(out_dir).cas_reference
     jobs = [(cfg.classifier, cfg.classifier_train, cfg.augment, train_pixels, train_labels, num_classes, out_dir),
-            *((cfg.classifier, schedule, cfg.augment, train_pixels[subset], train_labels[subset], num_classes,
-               reference_dir / f"run-{k}") for k, schedule in enumerate(cfg.cas.schedules()))]
+            *((cfg.classifier, schedule, cfg.augment, train_pixels[subset], train_labels[subset], num_classes, run_dir)
+              for schedule, run_dir in zip(cfg.cas.schedules(), run_dirs(reference_dir, cfg.cas.runs)))]
     workers = worker_count([cfg.classifier_train, cfg.cas.train], cfg.classifier_workers)
     result, *references = run_side_by_side(fit_classifier, jobs, workers)
     if result.rank != 0:
@@ -112,16 +113,16 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     # 3) real val accuracy of all, then the outputs (weights last)
     model = result.final_model.eval()
     val = class_accuracy(model, val_pixels, val_labels, cfg.batch_size)
-    cas_reference = [class_accuracy(reference.final_model.eval(), val_pixels, val_labels, cfg.batch_size).overall
-                     for reference in references]
+    cas_reference = mean_over_runs([class_accuracy(reference.final_model.eval(), val_pixels, val_labels,
+                                                 cfg.batch_size).overall for reference in references])
     metrics = {
         "val_accuracy": val.overall,
         "val_accuracy_per_class": dict(zip(class_names, val.per_class)),
         "val_count": len(val_pixels),
         "train_count": len(train_pixels),
-        "cas_reference_accuracy": float(np.mean(cas_reference)),
-        "cas_reference_accuracy_std": float(np.std(cas_reference)),
-        "cas_reference_runs": len(cas_reference),
+        "cas_reference_accuracy": cas_reference[0],
+        "cas_reference_accuracy_std": cas_reference[1],
+        "cas_reference_runs": len(references),
         "cas_reference_train_count": len(subset),
     }
     digest = write_trained(out_dir, model.cpu(), cfg.classifier, cfg.model_dump(mode="json"), class_names,
