@@ -44,6 +44,14 @@ def test_shard_bytes_do_not_depend_on_batch_size_or_encode_threads(models_dir, f
     assert a == b == c
 
 
+def test_self_conditioned_shards_do_not_depend_on_batch_size(tmp_path):
+    """Each sample feeds back its own x0 estimate, never another row's."""
+    models = write_tiny_models(tmp_path / "models", self_conditioning=True)
+    plain = {"filter": {"enabled": False}}
+    a = shard_bytes(models, None, tmp_path / "a", config(batch_size=5, **plain))
+    assert a == shard_bytes(models, None, tmp_path / "b", config(batch_size=2, **plain))
+
+
 def test_different_seed_gives_different_images(models_dir, filter_dir, tmp_path):
     assert (shard_bytes(models_dir, filter_dir, tmp_path / "a", config())
             != shard_bytes(models_dir, filter_dir, tmp_path / "b", config(seed=1)))

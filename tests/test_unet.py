@@ -142,3 +142,62 @@ def test_tiny_unet_overfits_a_handful_of_latents_and_samples():
     eps_fn = eps_fn_from_model(model.eval(), schedule, "epsilon", torch.tensor([0, 1]), 2.0, model.null_label)
     x0 = sample(eps_fn, torch.randn(2, 4, 8, 8, generator=g), schedule=schedule, sampler="ddim", steps=5)
     assert x0.shape == (2, 4, 8, 8) and torch.isfinite(x0).all()
+
+
+class SelfConditionedRecorder:
+    """A network on (x_t, x0 estimate) along channels that logs the estimate half of every input."""
+
+    def __init__(self):
+        self.estimates = []
+
+    def __call__(self, x, t, labels):
+        latent, estimate = x.chunk(2, dim=1)
+        self.estimates.append(estimate.clone())
+        return torch.tanh(latent) + 0.1 * estimate
+
+
+def test_self_conditioned_unet_reads_the_estimate_and_predicts_the_latent_channels():
+    model = randomise(UNet(UNetConfig(**{**TINY, "self_conditioning": True})).eval())
+    x, t, labels = torch.randn(2, 4, 8, 8), torch.tensor([3, 900]), torch.tensor([0, 2])
+    with torch.no_grad():
+        blank = model(torch.cat([x, torch.zeros_like(x)], 1), t, labels)
+        informed = model(torch.cat([x, torch.ones_like(x)], 1), t, labels)
+    assert blank.shape == x.shape and not torch.equal(blank, informed)
+
+
+def test_self_conditioning_trains_half_the_batches_on_the_nets_own_estimate():
+    """Chen et al. 2023, Alg. 1: with probability 1/2 the estimate is the net's x0 from (x_t, 0), else 0."""
+    schedule, x0 = NoiseSchedule.linear(1000), torch.randn(3, 4, 8, 8)
+    loss = DiffusionLoss(schedule, "epsilon", self_conditioning=True)
+    fed_back = 0
+    for seed in range(8):
+        net = SelfConditionedRecorder()
+        value = loss(net, x0, None, torch.Generator().manual_seed(seed))
+        assert torch.isfinite(value) and torch.count_nonzero(net.estimates[0]) == 0
+        if len(net.estimates) == 2:  # the second pass sees the first's x0, not 0
+            fed_back += 1
+            assert torch.count_nonzero(net.estimates[1]) > 0
+    assert 0 < fed_back < 8  # a coin per batch (seeds 0-7)
+    # without self-conditioning the net sees the latent alone
+    plain = []
+    DiffusionLoss(schedule)(lambda x, t, labels: plain.append(x.shape) or x, x0, None, torch.Generator())
+    assert plain == [x0.shape]
+
+
+def test_a_self_conditioned_sampler_run_feeds_back_its_guided_x0():
+    from synthgen.diffusion.parameterization import to_x0
+
+    schedule, net = NoiseSchedule.linear(1000), SelfConditionedRecorder()
+    labels, null = torch.tensor([0, 1]), 2
+    eps_fn = eps_fn_from_model(net, schedule, "epsilon", labels, 2.0, null, self_conditioning=True)
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([700, 700])
+    eps = eps_fn(x, t)
+    assert torch.count_nonzero(net.estimates[0]) == 0  # the first call has no estimate yet
+    eps_fn(x, t)
+    abar = schedule.at(schedule.alphas_cumprod, t, x)
+    expected = to_x0(eps, x, abar, "epsilon")  # the guided prediction of the first call, as x0
+    torch.testing.assert_close(net.estimates[-1].chunk(2)[0], expected)  # conditional half of the CFG batch
+    torch.testing.assert_close(net.estimates[-1].chunk(2)[1], expected)  # and the unconditional half
+    fresh = SelfConditionedRecorder()
+    eps_fn_from_model(fresh, schedule, "epsilon", labels, 2.0, null, self_conditioning=True)(x, t)
+    assert torch.count_nonzero(fresh.estimates[0]) == 0  # state lives in one eps_fn (one sampler run)

@@ -13,7 +13,7 @@ from synthgen.models.unet import UNet
 CLASS_NAMES = ["red", "green", "blue"]
 
 
-def write_tiny_models(folder: Path, seed: int = 0) -> tuple[str, str]:
+def write_tiny_models(folder: Path, seed: int = 0, self_conditioning: bool = False) -> tuple[str, str]:
     """16 px images, f = 2, 4 x 8 x 8 latents, 3 classes. Returns (diffusion_dir, autoencoder_dir)."""
     torch.manual_seed(seed)
     ae_cfg = AutoencoderConfig(model=AutoencoderModelConfig(base_channels=8, norm_groups=4))
@@ -22,7 +22,7 @@ def write_tiny_models(folder: Path, seed: int = 0) -> tuple[str, str]:
     cfg = DiffusionConfig(
         model=UNetConfig(in_channels=4, sample_size=8, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
                          attention_resolutions=(4,), attention_head_channels=8, norm_groups=4,
-                         num_classes=len(CLASS_NAMES)),
+                         num_classes=len(CLASS_NAMES), self_conditioning=self_conditioning),
         schedule=ScheduleConfig(num_timesteps=100),
     )
     unet, guide = UNet(cfg.model), UNet(cfg.model)  # the guide: other random weights, so autoguidance shows

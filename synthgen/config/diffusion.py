@@ -31,6 +31,7 @@ class UNetConfig(Section):
     num_classes: int = Field(12, ge=0, le=100_000)  # train_diffusion sets it to len(class_names); CFG null class = num_classes
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout inside ResNet blocks (slows short runs down)
     scale_shift_norm: bool = True  # condition by GroupNorm scale/shift (ADM) instead of addition
+    self_conditioning: bool = False  # also feed the model its previous x0 estimate (Chen et al. 2023, Analog Bits, Sec. 3.2)
 
     DERIVED: ClassVar[tuple[str, ...]] = ("in_channels", "sample_size", "num_classes")  # train_diffusion takes these from the data
 

@@ -23,6 +23,7 @@ def eps_fn_from_model(
     guidance_interval: tuple[float, float] | None = None,
     guidance: Guidance = CFG,
     guide: Model | None = None,
+    self_conditioning: bool = False,
 ) -> EpsFn:
     """eps_fn(x_t, t) = eps implied by the (classifier-free guided) prediction (Ho & Salimans 2022, eq. 6).
 
@@ -39,7 +40,10 @@ def eps_fn_from_model(
     `guidance.autoguidance_scale` a != 1 first extrapolates the conditional prediction away from `guide`, a
     weaker model of the same kind (`autoguided`, Karras et al. 2024); CFG then acts on the result.
 
-    APG with momentum keeps state across calls: build one eps_fn per sampler run.
+    `self_conditioning` feeds the model (x_t, the x0 of this eps_fn's previous call; 0 at the first) along
+    channels (Chen et al. 2023, "Analog Bits", Sec. 3.2), the x0 being the guided one.
+
+    APG with momentum and self-conditioning keep state across calls: build one eps_fn per sampler run.
     """
     check_prediction_type(prediction_type)
     if guidance_scale != 1.0 and (labels is None or null_label is None):
@@ -51,14 +55,26 @@ def eps_fn_from_model(
 
     on_device: dict[torch.device, NoiseSchedule] = {}  # one copy per device: no transfer per call
     momentum = guidance.momentum()
+    previous: list[torch.Tensor] = []  # self-conditioning: the last x0 estimate
+
+    def network_input(x_t: torch.Tensor) -> torch.Tensor:
+        if not self_conditioning:
+            return x_t
+        return torch.cat([x_t, previous[-1] if previous else torch.zeros_like(x_t)], dim=1)
+
+    def remember(x0: torch.Tensor) -> torch.Tensor:
+        if self_conditioning:
+            previous[:] = [x0]
+        return x0
 
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x_t.device not in on_device:
             on_device[x_t.device] = schedule.to(x_t.device)
         local = on_device[x_t.device]
         abar = local.at(local.alphas_cumprod, t, x_t)
+        x_in = network_input(x_t)
         if labels is None:
-            prediction = model(x_t, t, None)
+            prediction = model(x_in, t, None)
         else:
             scale, inside = guidance_scale, None
             if guidance_interval is not None and guidance_scale != 1.0:
@@ -67,10 +83,13 @@ def eps_fn_from_model(
                 scale = torch.where(inside, guidance_scale, 1.0).to(x_t.dtype)
             if guidance.on_x0 and guidance_scale != 1.0:
                 cond, uncond = (to_x0(half.to(x_t.dtype), x_t, abar, prediction_type)
-                                for half in conditional_pair(model, x_t, t, labels, null_label))
-                x0 = guidance.combine_x0(cond, uncond, scale, momentum, inside)
+                                for half in conditional_pair(model, x_in, t, labels, null_label))
+                x0 = remember(guidance.combine_x0(cond, uncond, scale, momentum, inside))
                 return to_epsilon(x0, x_t, abar, "sample")
-            prediction = guided_prediction(model, x_t, t, labels, scale, null_label)
-        return to_epsilon(prediction.to(x_t.dtype), x_t, abar, prediction_type)
+            prediction = guided_prediction(model, x_in, t, labels, scale, null_label)
+        prediction = prediction.to(x_t.dtype)
+        if self_conditioning:
+            remember(to_x0(prediction, x_t, abar, prediction_type))
+        return to_epsilon(prediction, x_t, abar, prediction_type)
 
     return eps_fn

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Literal, get_args
 
 import torch
 
-from synthgen.diffusion.parameterization import check_prediction_type, training_target
+from synthgen.diffusion.parameterization import check_prediction_type, to_x0, training_target
 from synthgen.diffusion.schedule import NoiseSchedule
 
 if TYPE_CHECKING:
@@ -106,13 +106,15 @@ class DiffusionLoss:
     logit_std: float = 1.0  # logit_normal: std of logit(t/T)
     log_sigma_mean: float = -1.2  # log_normal_sigma: mean of ln sigma (EDM's P_mean)
     log_sigma_std: float = 1.2  # log_normal_sigma: std of ln sigma (EDM's P_std)
+    self_conditioning: bool = False  # the net takes (x_t, x0 estimate) along channels (`self_condition`)
 
     @classmethod
     def from_config(cls, cfg: DiffusionConfig, schedule: NoiseSchedule | None = None) -> DiffusionLoss:
         """The loss `cfg` trains with, on `schedule` (default: the one `cfg.schedule` describes)."""
         return cls(schedule if schedule is not None else NoiseSchedule.from_config(cfg.schedule), cfg.prediction_type,
                    cfg.loss_weighting, cfg.min_snr_gamma, cfg.timestep_sampling, cfg.timestep_logit_mean,
-                   cfg.timestep_logit_std, cfg.timestep_log_sigma_mean, cfg.timestep_log_sigma_std)
+                   cfg.timestep_logit_std, cfg.timestep_log_sigma_mean, cfg.timestep_log_sigma_std,
+                   cfg.model.self_conditioning)
 
     @property
     def density_moments(self) -> tuple[float, float]:
@@ -133,10 +135,24 @@ class DiffusionLoss:
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         # 2) noise the data and predict
         x_t = self.schedule.q_sample(x0, t, noise)
+        abar = self.schedule.at(self.schedule.alphas_cumprod, t, x0)
+        if self.self_conditioning:
+            x_t = self.self_condition(net, x_t, t, labels, abar, generator)
         prediction = net(x_t, t, labels)
         # 3) weighted per-sample MSE against the target of this parameterisation
-        abar = self.schedule.at(self.schedule.alphas_cumprod, t, x0)
         target = training_target(x0, noise, abar, self.prediction_type)
         mse = (prediction.float() - target.float()).square().flatten(1).mean(dim=1)
         weight = loss_weight(self.schedule.snr(t).to(x0.device), self.prediction_type, self.weighting, self.gamma)
         return (weight.float() * mse).mean()
+
+    def self_condition(self, net: ModelFn, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
+                       abar: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The net's input (x_t, x0 estimate): for half the batches (a coin from `generator`) the estimate is the
+        net's own prediction from (x_t, 0), without gradient, else 0 (Chen et al. 2023, "Analog Bits", Sec. 3.2
+        and Alg. 1), so the net learns to refine an estimate and to make one from nothing."""
+        estimate = torch.zeros_like(x_t)
+        if torch.rand((), generator=generator, device=x_t.device) < 0.5:
+            with torch.no_grad():
+                first = net(torch.cat([x_t, estimate], dim=1), t, labels)
+                estimate = to_x0(first.to(x_t.dtype), x_t, abar, self.prediction_type)
+        return torch.cat([x_t, estimate], dim=1)

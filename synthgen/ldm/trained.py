@@ -68,7 +68,8 @@ class TrainedDiffusion:
         return eps_fn_from_model(network or self.model, self.schedule, self.prediction_type, labels=labels,
                                  guidance_scale=guidance_scale if labels is not None else 1.0,
                                  null_label=self.null_label, guidance_interval=guidance_interval, guidance=guidance,
-                                 guide=guide_network or self.guide)
+                                 guide=guide_network or self.guide,
+                                 self_conditioning=self.config.model.self_conditioning)
 
     @torch.no_grad()
     def sample_latents(self, labels: torch.Tensor | None, sampler: SamplerConfig, x_T: torch.Tensor,

@@ -113,7 +113,8 @@ class UNet(nn.Module):
         self.null_label = config.num_classes
         self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_embed = nn.Embedding(config.num_classes + 1, emb_dim) if config.num_classes > 0 else None
-        self.conv_in = nn.Conv2d(config.in_channels, base, 3, padding=1)
+        # self-conditioning: the latent, then the previous x0 estimate, along channels
+        self.conv_in = nn.Conv2d(config.in_channels * (2 if config.self_conditioning else 1), base, 3, padding=1)
 
         # 1) down path: num_res_blocks stages per level, then downsample (not after the last level)
         self.down = nn.ModuleList()
