@@ -63,8 +63,7 @@ def eps_fn_from_model(
         return torch.cat([x_t, previous[-1] if previous else torch.zeros_like(x_t)], dim=1)
 
     def remember(x0: torch.Tensor) -> torch.Tensor:
-        if self_conditioning:
-            previous[:] = [x0]
+        previous[:] = [x0]
         return x0
 
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
