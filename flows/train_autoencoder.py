@@ -7,6 +7,7 @@ from prefect import flow
 
 from synthgen.config import write_resolved
 from synthgen.config.params import Params
+from synthgen.outputs import torchrun_follower
 from synthgen.stages import train_autoencoder as stage
 from synthgen.stages.layout import AutoencoderLayout, PreparedLayout
 from tasks.stage import stage_task
@@ -17,7 +18,7 @@ def train_autoencoder(params: Params, prepared: str = PreparedLayout.DEFAULT,
                       out: str = AutoencoderLayout.DEFAULT) -> dict:
     """Train on the prepared train split, evaluate on val, write weights, scale factor and metrics."""
     summary = stage_task(stage.run, params.autoencoder, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
-    if "rank" in summary:  # a torchrun rank other than 0: rank 0 writes and reports
+    if torchrun_follower():  # rank 0 writes and reports
         return summary
     write_resolved(params, out)
     print(f"autoencoder: val PSNR {summary['psnr']:.2f} dB, SSIM {summary['ssim']:.3f}, "

@@ -7,6 +7,7 @@ from prefect import flow
 
 from synthgen.config import write_resolved
 from synthgen.config.params import Params
+from synthgen.outputs import torchrun_follower
 from synthgen.stages import train_classifier as stage
 from synthgen.stages.layout import ClassifierLayout, PreparedLayout
 from tasks.stage import stage_task
@@ -17,7 +18,7 @@ def train_classifier(params: Params, prepared: str = PreparedLayout.DEFAULT,
                      out: str = ClassifierLayout.DEFAULT) -> dict:
     """Train on real train images, measure on real val, write the weights and their accuracy."""
     summary = stage_task(stage.run, params.evaluate, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
-    if "rank" in summary:  # a torchrun rank other than 0: rank 0 writes and reports
+    if torchrun_follower():  # rank 0 writes and reports
         return summary
     write_resolved(params, out)
     print(f"classifier: real val accuracy {summary.get('val_accuracy')} -> {out}")

@@ -7,6 +7,7 @@ from prefect import flow
 
 from synthgen.config import write_resolved
 from synthgen.config.params import Params
+from synthgen.outputs import torchrun_follower
 from synthgen.stages import train_diffusion as stage
 from synthgen.stages.layout import AutoencoderLayout, DiffusionLayout, LatentsLayout, PreparedLayout
 from tasks.stage import stage_task
@@ -19,7 +20,7 @@ def train_diffusion(params: Params, prepared: str = PreparedLayout.DEFAULT, late
     inputs = stage.Inputs(PreparedLayout(Path(prepared)), LatentsLayout(Path(latents)),
                           AutoencoderLayout(Path(autoencoder)))
     summary = stage_task(stage.run, params.diffusion, inputs, Path(out))
-    if "rank" in summary:  # a torchrun rank other than 0: rank 0 writes and reports
+    if torchrun_follower():  # rank 0 writes and reports
         return summary
     write_resolved(params, out)
     print(f"diffusion: {summary['steps']} steps, final loss {summary['final_loss']:.4f} -> {out}")

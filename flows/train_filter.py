@@ -7,6 +7,7 @@ from prefect import flow
 
 from synthgen.config import write_resolved
 from synthgen.config.params import Params
+from synthgen.outputs import torchrun_follower
 from synthgen.stages import train_filter as stage
 from synthgen.stages.layout import FilterLayout, PreparedLayout
 from tasks.stage import stage_task
@@ -16,7 +17,7 @@ from tasks.stage import stage_task
 def train_filter(params: Params, prepared: str = PreparedLayout.DEFAULT, out: str = FilterLayout.DEFAULT) -> dict:
     """Train the sampling filter on real train images, measure it on real val, write its weights."""
     summary = stage_task(stage.run, params, stage.Inputs(PreparedLayout(Path(prepared))), Path(out))
-    if "rank" in summary:  # a torchrun rank other than 0: rank 0 writes and reports
+    if torchrun_follower():  # rank 0 writes and reports
         return summary
     write_resolved(params, out)
     print(f"filter: real val accuracy {summary.get('val_accuracy')} -> {out}")

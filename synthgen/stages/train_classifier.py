@@ -113,15 +113,16 @@ def train_classifier(cfg: EvaluateConfig, train_pixels: np.ndarray, train_labels
     # 3) real val accuracy of all, then the outputs (weights last)
     model = result.final_model.eval()
     val = class_accuracy(model, val_pixels, val_labels, cfg.batch_size)
-    cas_reference = mean_over_runs([class_accuracy(reference.final_model.eval(), val_pixels, val_labels,
-                                                 cfg.batch_size).overall for reference in references])
+    reference_accuracy, reference_std = mean_over_runs([
+        class_accuracy(reference.final_model.eval(), val_pixels, val_labels, cfg.batch_size).overall
+        for reference in references])
     metrics = {
         "val_accuracy": val.overall,
         "val_accuracy_per_class": dict(zip(class_names, val.per_class)),
         "val_count": len(val_pixels),
         "train_count": len(train_pixels),
-        "cas_reference_accuracy": cas_reference[0],
-        "cas_reference_accuracy_std": cas_reference[1],
+        "cas_reference_accuracy": reference_accuracy,
+        "cas_reference_accuracy_std": reference_std,
         "cas_reference_runs": len(references),
         "cas_reference_train_count": len(subset),
     }
